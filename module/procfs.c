@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /proc/cowsnap: global counters, then one record per region and snapshot.
+ * The format is documented in README.md ("/proc/cowsnap").
+ *
+ * Locking: counters are atomics read without locks.
+ */
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include "cowsnap.h"
+
+static void cowsnap_show_counter(struct seq_file *m, const char *name,
+				 atomic_long_t *v)
+{
+	seq_printf(m, "%-16s %ld\n", name, atomic_long_read(v));
+}
+
+static int cowsnap_proc_show(struct seq_file *m, void *v)
+{
+	struct cowsnap_stats *s = &cowsnap_stats;
+
+	seq_printf(m, "version          %s\n", COWSNAP_VERSION);
+	seq_printf(m, "api              %d\n", COWSNAP_API_VERSION);
+	cowsnap_show_counter(m, "regions", &s->regions);
+	cowsnap_show_counter(m, "snapshots", &s->snapshots);
+	cowsnap_show_counter(m, "pages_allocated", &s->pages_allocated);
+	cowsnap_show_counter(m, "pages_shared", &s->pages_shared);
+	seq_printf(m, "%-16s %lu\n", "pages_limit", cowsnap_max_pages);
+	cowsnap_show_counter(m, "cow_faults", &s->cow_faults);
+	cowsnap_show_counter(m, "bytes_copied", &s->bytes_copied);
+	cowsnap_show_counter(m, "read_faults", &s->read_faults);
+	cowsnap_show_counter(m, "write_faults", &s->write_faults);
+	cowsnap_show_counter(m, "pinned_copies", &s->pinned_copies);
+	cowsnap_show_counter(m, "restores", &s->restores);
+	cowsnap_show_counter(m, "pages_restored", &s->pages_restored);
+	cowsnap_show_counter(m, "clones", &s->clones);
+	cowsnap_show_counter(m, "alloc_failures", &s->alloc_failures);
+	return 0;
+}
+
+int cowsnap_procfs_init(void)
+{
+	if (!proc_create_single("cowsnap", 0444, NULL, cowsnap_proc_show))
+		return -ENOMEM;
+	return 0;
+}
+
+void cowsnap_procfs_exit(void)
+{
+	remove_proc_entry("cowsnap", NULL);
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The whole test run: set up, build for every kernel, boot each one under
+# TCG, run every test program, check the guest kernel log.  Prints one line
+# per test per kernel, then "N passed, N failed".
+#   KERNELS="6.1 6.12" (default: all), FILTER=substring of test names.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+CACHE=${COWSNAP_CACHE:-/var/cache/cowsnap}
+start=$(date +%s)
+
+bash scripts/setup.sh > build-setup.log 2>&1 || {
+	cat build-setup.log; echo "0 passed, 1 failed"; exit 1; }
+rm -f build-setup.log
+KERNELS=${KERNELS:-$(awk '{print $1}' "$CACHE/kernels")}
+
+# Kernel log lines that fail a run: reports, not boot chatter.
+bad='WARNING:|BUG:|BUG [a-z]|Oops|KASAN|KFENCE:|general protection|refcount_t|lockdep|possible (circular|recursive) locking|inconsistent lock state|Bad page|Call Trace|soft lockup|blocked for more than|Poison overwritten|Redzone|Object padding|Kernel panic|list_(add|del) corruption'
+
+pass=0 fail=0
+make -s guest-bin >build-make.log 2>&1 || {
+	cat build-make.log; echo "0 passed, 1 failed"; exit 1; }
+for k in $KERNELS; do
+	t0=$(date +%s)
+	if ! make -s bench-module KERNEL="$k" >build-make.log 2>&1; then
+		cat build-make.log
+		echo "$k FAIL build"
+		fail=$((fail + 1))
+		continue
+	fi
+	bash scripts/mkinitramfs.sh "$k"
+	bash scripts/vm.sh "$k" test "${FILTER:-}"
+	b=build/$k
+	while read -r verdict name rest; do
+		case $verdict in
+		PASS) pass=$((pass + 1)); echo "$k PASS $name" ;;
+		FAIL) fail=$((fail + 1)); echo "$k FAIL $name $rest" ;;
+		SKIP) echo "$k SKIP $name $rest" ;;
+		EXIT) [ "$rest" = 1 ] || { fail=$((fail + 1)); echo "$k FAIL $name exited $rest"; } ;;
+		BEGIN|END) ;;
+		*) echo "$k      $verdict $name $rest" ;;
+		esac
+	done < <(tr -d '\r' < "$b/results.log")
+	if ! grep -q '^END' "$b/results.log"; then
+		fail=$((fail + 1))
+		echo "$k FAIL guest did not finish; last kernel messages:"
+		tail -n 30 "$b/console.log" | sed 's/^/    /'
+	fi
+	if tr -d '\r' < "$b/console.log" | grep -v 'Kernel command line:\|Command line:' |
+		grep -E "$bad" > "$b/kernel-reports.log"; then
+		fail=$((fail + 1))
+		echo "$k FAIL kernel log has reports (build/$k/console.log):"
+		head -n 40 "$b/kernel-reports.log" | sed 's/^/    /'
+	else
+		pass=$((pass + 1))
+		echo "$k PASS kernel-log-clean"
+	fi
+	echo "$k took $(( $(date +%s) - t0 ))s"
+done
+echo "total $(( $(date +%s) - start ))s"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A small test harness for the in-guest programs, in the spirit of
+ * tools/testing/selftests/kselftest_harness.h.
+ *
+ *   TEST(name) { ... }                     a plain test
+ *   FIXTURE(f) { fields };                 per-test state
+ *   FIXTURE_SETUP(f) { self->... }         runs before each TEST_F(f, ...)
+ *   FIXTURE_TEARDOWN(f) { ... }            runs after it, also on failure
+ *   TEST_F(f, name) { self->... }
+ *
+ * Every test runs in its own forked process group with a timeout
+ * (TH_TIMEOUT seconds, default 120), so a crash or hang fails only that
+ * test.  One line per test on stdout: "PASS prog.test", "FAIL prog.test:
+ * why" or "SKIP prog.test: why".  Exit status is non-zero if any failed.
+ * "prog ARG" runs only the tests whose name contains ARG.
+ */
+#ifndef COWSNAP_TEST_HARNESS_H
+#define COWSNAP_TEST_HARNESS_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#ifndef TH_TIMEOUT
+#define TH_TIMEOUT 120
+#endif
+
+struct th_test {
+	const char *name;
+	void (*run)(void);
+	struct th_test *next;
+};
+
+static struct th_test *th_head, **th_tail = &th_head;
+static void (*th_teardown)(void *);
+static void *th_teardown_arg;
+static const char *th_prog, *th_cur;
+
+static inline void th_register(struct th_test *t)
+{
+	*th_tail = t;
+	th_tail = &t->next;
+}
+
+/* Report failure of the running test and end its process. */
+static inline void __attribute__((noreturn, format(printf, 3, 4)))
+th_fail(const char *file, int line, const char *fmt, ...)
+{
+	void (*td)(void *) = th_teardown;
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	th_teardown = NULL;
+	if (td)
+		td(th_teardown_arg);
+	_exit(1);
+}
+
+/* Skip the running test, with a reason. */
+#define SKIP(...) do {						\
+	printf("SKIP %s.%s: ", th_prog, th_cur);		\
+	printf(__VA_ARGS__);					\
+	printf("\n");						\
+	fflush(stdout);						\
+	_exit(77);						\
+} while (0)
+
+#define TH_CMP(a, op, b) do {						\
+	long long __a = (long long)(a), __b = (long long)(b);		\
+	if (!(__a op __b))						\
+		th_fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld "	\
+			"(errno %d %s)", #a, #op, #b, __a, __b,	\
+			errno, strerror(errno));			\
+} while (0)
+
+#define ASSERT_EQ(a, b)	TH_CMP(a, ==, b)
+#define ASSERT_NE(a, b)	TH_CMP(a, !=, b)
+#define ASSERT_LT(a, b)	TH_CMP(a, <, b)
+#define ASSERT_LE(a, b)	TH_CMP(a, <=, b)
+#define ASSERT_GT(a, b)	TH_CMP(a, >, b)
+#define ASSERT_GE(a, b)	TH_CMP(a, >=, b)
+#define ASSERT_TRUE(c)	TH_CMP(!!(c), ==, 1)
+#define ASSERT_FALSE(c)	TH_CMP(!!(c), ==, 0)
+/* @call must fail with -1 and errno @e. */
+#define ASSERT_ERRNO(call, e) do {					\
+	errno = 0;							\
+	long long __r = (long long)(call);				\
+	if (__r != -1 || errno != (e))					\
+		th_fail(__FILE__, __LINE__, "%s: want -1/%s, got %lld/%s", \
+			#call, strerror(e), __r, strerror(errno));	\
+} while (0)
+#define FAIL(...) th_fail(__FILE__, __LINE__, __VA_ARGS__)
+
+#define TEST(name)							\
+	static void test_##name(void);					\
+	static struct th_test th_t_##name = { #name, test_##name, NULL }; \
+	static void __attribute__((constructor)) th_reg_##name(void)	\
+	{ th_register(&th_t_##name); }					\
+	static void test_##name(void)
+
+#define FIXTURE(f) struct th_fx_##f
+#define FIXTURE_SETUP(f) static void th_setup_##f(struct th_fx_##f *self)
+#define FIXTURE_TEARDOWN(f) static void th_teardown_##f(struct th_fx_##f *self)
+
+#define TEST_F(f, name)							\
+	static void th_body_##f##_##name(struct th_fx_##f *self);	\
+	static void th_td_##f##_##name(void *p)				\
+	{ th_teardown_##f(p); }						\
+	TEST(f##_##name)						\
+	{								\
+		static struct th_fx_##f fx;				\
+		th_setup_##f(&fx);					\
+		th_teardown_arg = &fx;					\
+		th_teardown = th_td_##f##_##name;			\
+		th_body_##f##_##name(&fx);				\
+		th_teardown = NULL;					\
+		th_teardown_##f(&fx);					\
+	}								\
+	static void th_body_##f##_##name(struct th_fx_##f *self)
+
+static inline int th_run_one(struct th_test *t)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		printf("FAIL %s.%s: fork: %s\n", th_prog, t->name,
+		       strerror(errno));
+		return 1;
+	}
+	if (!pid) {
+		setpgid(0, 0);
+		th_cur = t->name;
+		alarm(TH_TIMEOUT);
+		t->run();
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	kill(-pid, SIGKILL);	/* helpers the test left behind */
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		printf("PASS %s.%s\n", th_prog, t->name);
+		return 0;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+		return 0;	/* the child printed the SKIP line */
+	if (WIFSIGNALED(status))
+		printf("FAIL %s.%s: killed by signal %d%s\n", th_prog, t->name,
+		       WTERMSIG(status),
+		       WTERMSIG(status) == SIGALRM ? " (timeout)" : "");
+	else
+		printf("FAIL %s.%s: exit %d\n", th_prog, t->name,
+		       WEXITSTATUS(status));
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	const char *slash = strrchr(argv[0], '/');
+	struct th_test *t;
+	int failed = 0;
+
+	th_prog = slash ? slash + 1 : argv[0];
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (t = th_head; t; t = t->next) {
+		if (argc > 1 && !strstr(t->name, argv[1]))
+			continue;
+		failed |= th_run_one(t);
+	}
+	return failed;
+}
+
+#endif /* COWSNAP_TEST_HARNESS_H */
