@@ -8,6 +8,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 CACHE=${COWSNAP_CACHE:-/var/cache/cowsnap}
 start=$(date +%s)
+# One bench run at a time on this machine (2 cores; shared build/).
+exec 9>/tmp/cowsnap-bench.lock
+flock 9
 
 bash scripts/setup.sh > build-setup.log 2>&1 || {
 	cat build-setup.log; echo "0 passed, 1 failed"; exit 1; }
