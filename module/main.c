@@ -5,6 +5,7 @@
  * This file holds module parameters, the /dev/cowsnap misc device and the
  * ioctl dispatch.  Locking is described in cowsnap.h.
  */
+#include <linux/cred.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/uaccess.h>
@@ -29,8 +30,10 @@ unsigned int cowsnap_max_snapshots = 4096;
 module_param_named(max_snapshots, cowsnap_max_snapshots, uint, 0444);
 MODULE_PARM_DESC(max_snapshots, "Most snapshots one region may hold (default 4096)");
 
-#define COWSNAP_FEATURES	0ULL
-#define COWSNAP_IOCTLS		BIT_ULL(_IOC_NR(COWSNAP_IOC_API))
+#define COWSNAP_FEATURES	(COWSNAP_FEAT_REGIONS | COWSNAP_FEAT_SNAPSHOTS | \
+				 COWSNAP_FEAT_RESTORE | COWSNAP_FEAT_DIFF | \
+				 COWSNAP_FEAT_CLONE)
+#define COWSNAP_IOCTLS		GENMASK_ULL(_IOC_NR(COWSNAP_IOC_CLONE), 0)
 
 static long cowsnap_ioc_api(void __user *argp)
 {
@@ -47,21 +50,272 @@ static long cowsnap_ioc_api(void __user *argp)
 	return 0;
 }
 
+/* Attach @h to @r (consumes the reference) unless already attached. */
+static int cowsnap_handle_attach(struct file *file, struct cowsnap_region *r,
+				 bool writable)
+{
+	struct cowsnap_handle *h = file->private_data;
+	int ret = 0;
+
+	mutex_lock(&h->lock);
+	if (h->region) {
+		ret = -EBUSY;
+	} else {
+		h->writable = writable;
+		/* Every handle of a region shares the region's mappings. */
+		file->f_mapping = r->inode->i_mapping;
+		smp_store_release(&h->region, r);
+	}
+	mutex_unlock(&h->lock);
+	if (ret)
+		cowsnap_region_put(r);
+	return ret;
+}
+
+static struct cowsnap_region *cowsnap_handle_region(struct file *file)
+{
+	struct cowsnap_handle *h = file->private_data;
+
+	return smp_load_acquire(&h->region);
+}
+
+static long cowsnap_ioc_create(struct file *file, void __user *argp)
+{
+	struct cowsnap_region *r;
+	struct cowsnap_create arg;
+	int ret;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags || arg.reserved[0] || arg.reserved[1] ||
+	    (arg.mode & ~0777))
+		return -EINVAL;
+	ret = cowsnap_name_check(arg.name, false);
+	if (ret)
+		return ret;
+	if (!arg.size || !PAGE_ALIGNED(arg.size))
+		return -EINVAL;
+	if (arg.size > cowsnap_max_region_size || arg.size > MAX_LFS_FILESIZE)
+		return -E2BIG;
+	if (cowsnap_handle_region(file))
+		return -EBUSY;
+	r = cowsnap_region_alloc(arg.name, arg.size, arg.mode);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+	ret = cowsnap_region_publish(r);
+	if (ret) {
+		cowsnap_region_put(r);
+		return ret;
+	}
+	/* The creator's access follows its open mode, as with O_CREAT. */
+	ret = cowsnap_handle_attach(file, r, file->f_mode & FMODE_WRITE);
+	if (ret)	/* lost a race with another attach on this handle */
+		cowsnap_region_destroy(arg.name);
+	return ret;
+}
+
+/* Copy in a struct cowsnap_name and check it. */
+static int cowsnap_get_name(struct cowsnap_name *arg, void __user *argp)
+{
+	if (copy_from_user(arg, argp, sizeof(*arg)))
+		return -EFAULT;
+	if (arg->flags || arg->reserved)
+		return -EINVAL;
+	return cowsnap_name_check(arg->name, false);
+}
+
+static long cowsnap_ioc_attach(struct file *file, void __user *argp)
+{
+	bool writable = file->f_mode & FMODE_WRITE;
+	struct cowsnap_region *r;
+	struct cowsnap_name arg;
+	int ret;
+
+	ret = cowsnap_get_name(&arg, argp);
+	if (ret)
+		return ret;
+	if (cowsnap_handle_region(file))
+		return -EBUSY;
+	r = cowsnap_region_find(arg.name);
+	if (!r)
+		return -ENOENT;
+	ret = cowsnap_region_permission(r, MAY_READ |
+					(writable ? MAY_WRITE : 0));
+	if (ret) {
+		cowsnap_region_put(r);
+		return ret;
+	}
+	return cowsnap_handle_attach(file, r, writable);
+}
+
+static long cowsnap_ioc_destroy(void __user *argp)
+{
+	struct cowsnap_name arg;
+	int ret;
+
+	ret = cowsnap_get_name(&arg, argp);
+	if (ret)
+		return ret;
+	return cowsnap_region_destroy(arg.name);
+}
+
+static long cowsnap_ioc_info(struct file *file, struct cowsnap_region *r,
+			     void __user *argp)
+{
+	struct cowsnap_handle *h = file->private_data;
+	struct cowsnap_info info = { 0 };
+
+	mutex_lock(&cowsnap_regions_lock);
+	if (r->destroyed)
+		info.flags |= COWSNAP_INFO_DESTROYED;
+	else
+		strscpy(info.name, r->name, sizeof(info.name));
+	mutex_unlock(&cowsnap_regions_lock);
+	if (h->writable)
+		info.flags |= COWSNAP_INFO_WRITABLE;
+	info.size = r->size;
+	info.uid = from_kuid_munged(current_user_ns(), r->uid);
+	info.gid = from_kgid_munged(current_user_ns(), r->gid);
+	info.mode = r->mode;
+	mutex_lock(&r->lock);
+	info.resident_pages = atomic_long_read(&r->nr_pages);
+	info.shared_pages = cowsnap_count_owned(&r->pages, 2, true);
+	info.nr_snapshots = r->nr_snaps;
+	if (!list_empty(&r->snaps))
+		info.newest_snapshot = list_last_entry(&r->snaps,
+						       struct cowsnap_snap,
+						       node)->id;
+	mutex_unlock(&r->lock);
+	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
 static long cowsnap_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
+	struct cowsnap_handle *h = file->private_data;
 	void __user *argp = (void __user *)arg;
+	struct cowsnap_region *r;
 
 	switch (cmd) {
 	case COWSNAP_IOC_API:
 		return cowsnap_ioc_api(argp);
+	case COWSNAP_IOC_CREATE:
+		return cowsnap_ioc_create(file, argp);
+	case COWSNAP_IOC_ATTACH:
+		return cowsnap_ioc_attach(file, argp);
+	case COWSNAP_IOC_DESTROY:
+		return cowsnap_ioc_destroy(argp);
+	case COWSNAP_IOC_INFO:
+	case COWSNAP_IOC_SNAP_CREATE:
+	case COWSNAP_IOC_SNAP_LIST:
+	case COWSNAP_IOC_SNAP_DELETE:
+	case COWSNAP_IOC_SNAP_OPEN:
+	case COWSNAP_IOC_RESTORE:
+	case COWSNAP_IOC_DIFF:
+	case COWSNAP_IOC_CLONE:
+		break;
 	default:
 		return -ENOTTY;
 	}
+
+	r = cowsnap_handle_region(file);
+	if (!r)
+		return -EINVAL;		/* not attached */
+	switch (cmd) {
+	case COWSNAP_IOC_INFO:
+		return cowsnap_ioc_info(file, r, argp);
+	case COWSNAP_IOC_SNAP_LIST:
+		return cowsnap_ioc_snap_list(r, argp);
+	case COWSNAP_IOC_SNAP_OPEN:
+		return cowsnap_ioc_snap_open(r, argp);
+	case COWSNAP_IOC_DIFF:
+		return cowsnap_ioc_diff(r, argp);
+	}
+	/* The rest change the region: write permission (spec: access). */
+	if (!h->writable)
+		return -EACCES;
+	switch (cmd) {
+	case COWSNAP_IOC_SNAP_CREATE:
+		return cowsnap_ioc_snap_create(r, argp);
+	case COWSNAP_IOC_SNAP_DELETE:
+		return cowsnap_ioc_snap_delete(r, argp);
+	case COWSNAP_IOC_RESTORE:
+		return cowsnap_ioc_restore(r, argp);
+	default:	/* COWSNAP_IOC_CLONE */
+		return cowsnap_ioc_clone(r, argp);
+	}
+}
+
+static int cowsnap_open(struct inode *inode, struct file *file)
+{
+	struct cowsnap_handle *h = kzalloc(sizeof(*h), GFP_KERNEL);
+
+	if (!h)
+		return -ENOMEM;
+	mutex_init(&h->lock);
+	file->private_data = h;
+	return 0;
+}
+
+static int cowsnap_release(struct inode *inode, struct file *file)
+{
+	struct cowsnap_handle *h = file->private_data;
+
+	if (h->region)
+		cowsnap_region_put(h->region);
+	mutex_destroy(&h->lock);
+	kfree(h);
+	return 0;
+}
+
+static int cowsnap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct cowsnap_handle *h = file->private_data;
+	struct cowsnap_region *r = cowsnap_handle_region(file);
+
+	if (!r)
+		return -ENODEV;
+	return cowsnap_live_mmap(r, h->writable, vma);
+}
+
+static ssize_t cowsnap_read(struct file *file, char __user *buf, size_t len,
+			    loff_t *ppos)
+{
+	struct cowsnap_region *r = cowsnap_handle_region(file);
+
+	if (!r)
+		return -EINVAL;
+	return cowsnap_pages_read(&r->pages, r->size, buf, len, ppos);
+}
+
+static ssize_t cowsnap_write(struct file *file, const char __user *buf,
+			     size_t len, loff_t *ppos)
+{
+	struct cowsnap_handle *h = file->private_data;
+	struct cowsnap_region *r = cowsnap_handle_region(file);
+
+	if (!r)
+		return -EINVAL;
+	if (!h->writable)
+		return -EBADF;
+	return cowsnap_live_write(r, buf, len, ppos);
+}
+
+static loff_t cowsnap_llseek(struct file *file, loff_t off, int whence)
+{
+	struct cowsnap_region *r = cowsnap_handle_region(file);
+
+	return fixed_size_llseek(file, off, whence, r ? r->size : 0);
 }
 
 static const struct file_operations cowsnap_dev_fops = {
 	.owner		= THIS_MODULE,
+	.open		= cowsnap_open,
+	.release	= cowsnap_release,
+	.read		= cowsnap_read,
+	.write		= cowsnap_write,
+	.llseek		= cowsnap_llseek,
+	.mmap		= cowsnap_mmap,
 	.unlocked_ioctl	= cowsnap_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };
@@ -84,19 +338,36 @@ static int __init cowsnap_init(void)
 		cowsnap_max_pages = totalram_pages() / 2;
 	cowsnap_misc.mode = dev_mode;
 
+	cowsnap_zero_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!cowsnap_zero_page)
+		return -ENOMEM;
+	ret = cowsnap_fs_init();
+	if (ret)
+		goto err_page;
 	ret = cowsnap_procfs_init();
 	if (ret)
-		return ret;
+		goto err_fs;
 	ret = misc_register(&cowsnap_misc);
 	if (ret)
-		cowsnap_procfs_exit();
+		goto err_proc;
+	return 0;
+
+err_proc:
+	cowsnap_procfs_exit();
+err_fs:
+	cowsnap_fs_exit();
+err_page:
+	__free_page(cowsnap_zero_page);
 	return ret;
 }
 
+/* Only reached with no region, handle or snapshot fd left (module refs). */
 static void __exit cowsnap_exit(void)
 {
 	misc_deregister(&cowsnap_misc);
 	cowsnap_procfs_exit();
+	cowsnap_fs_exit();
+	put_page(cowsnap_zero_page);
 }
 
 module_init(cowsnap_init);

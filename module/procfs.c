@@ -3,16 +3,52 @@
  * /proc/cowsnap: global counters, then one record per region and snapshot.
  * The format is documented in README.md ("/proc/cowsnap").
  *
- * Locking: counters are atomics read without locks.
+ * Locking: counters are atomics read without locks; the records are
+ * printed under cowsnap_regions_lock and each region's lock.
  */
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <linux/user_namespace.h>
 #include "cowsnap.h"
 
 static void cowsnap_show_counter(struct seq_file *m, const char *name,
 				 atomic_long_t *v)
 {
 	seq_printf(m, "%-16s %ld\n", name, atomic_long_read(v));
+}
+
+/* One line per region, then one per snapshot; sizes in bytes or pages. */
+static void cowsnap_show_records(struct seq_file *m)
+{
+	struct cowsnap_region *r;
+	struct cowsnap_snap *snap;
+
+	mutex_lock(&cowsnap_regions_lock);
+	seq_puts(m, "# region name size resident shared snapshots newest uid gid mode\n");
+	list_for_each_entry(r, &cowsnap_regions, node) {
+		mutex_lock(&r->lock);
+		seq_printf(m, "region %s %llu %ld %lu %u %llu %u %u %04o\n",
+			   r->name, r->size, atomic_long_read(&r->nr_pages),
+			   cowsnap_count_owned(&r->pages, 2, true), r->nr_snaps,
+			   list_empty(&r->snaps) ? 0 :
+			   list_last_entry(&r->snaps, struct cowsnap_snap,
+					   node)->id,
+			   from_kuid_munged(&init_user_ns, r->uid),
+			   from_kgid_munged(&init_user_ns, r->gid), r->mode);
+		mutex_unlock(&r->lock);
+	}
+	seq_puts(m, "# snapshot region id label ctime_ns referenced exclusive\n");
+	list_for_each_entry(r, &cowsnap_regions, node) {
+		mutex_lock(&r->lock);
+		list_for_each_entry(snap, &r->snaps, node)
+			seq_printf(m, "snapshot %s %llu %s %llu %lu %lu\n",
+				   r->name, snap->id,
+				   snap->label[0] ? snap->label : "-",
+				   snap->ctime_ns, snap->nr_pages,
+				   cowsnap_count_owned(&snap->pages, 1, false));
+		mutex_unlock(&r->lock);
+	}
+	mutex_unlock(&cowsnap_regions_lock);
 }
 
 static int cowsnap_proc_show(struct seq_file *m, void *v)
@@ -35,6 +71,7 @@ static int cowsnap_proc_show(struct seq_file *m, void *v)
 	cowsnap_show_counter(m, "pages_restored", &s->pages_restored);
 	cowsnap_show_counter(m, "clones", &s->clones);
 	cowsnap_show_counter(m, "alloc_failures", &s->alloc_failures);
+	cowsnap_show_records(m);
 	return 0;
 }
 

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Snapshots: create, list, delete, and the read-only snapshot fd.
+ *
+ * Taking a snapshot (cowsnap_snap_take()), with fault_sem held for write so
+ * no store fault or hole fill runs meanwhile:
+ *  1. every live page gets the snapshot as one more owner, under its page
+ *     lock: a page_mkwrite that found the page unshared still holds that
+ *     lock until its PTE is writable, so step 2 sees and protects that PTE;
+ *  2. every PTE of the region, in every process, is write-protected and the
+ *     TLBs flushed: from here on a store faults and waits for fault_sem.
+ *     This is the instant of the cut: a store before it reached a page the
+ *     snapshot shares, a store after it copies;
+ *  3. pages that had references beyond their owners and mappings (pinned
+ *     or referenced for I/O, which may still write them) are replaced in
+ *     the snapshot by copies made now.
+ *
+ * Locking: region->lock guards the snapshot list; a snapshot's pages never
+ * change once it is listed.  See cowsnap.h for the order.
+ */
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+#include "cowsnap.h"
+
+#define COWSNAP_LIST_BATCH	64
+
+/* Listed snapshot @id of @r, or NULL; caller holds r->lock. */
+struct cowsnap_snap *cowsnap_snap_find(struct cowsnap_region *r, u64 id)
+{
+	struct cowsnap_snap *s;
+
+	lockdep_assert_held(&r->lock);
+	list_for_each_entry(s, &r->snaps, node)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void cowsnap_snap_release(struct kref *ref)
+{
+	struct cowsnap_snap *s = container_of(ref, struct cowsnap_snap, ref);
+
+	cowsnap_pages_release(&s->pages);
+	kfree(s);
+}
+
+void cowsnap_snap_put(struct cowsnap_snap *s)
+{
+	kref_put(&s->ref, cowsnap_snap_release);
+}
+
+/* Take @s off @r's list and drop the list's reference. */
+void cowsnap_snap_unlink(struct cowsnap_region *r, struct cowsnap_snap *s)
+{
+	list_del(&s->node);
+	r->nr_snaps--;
+	if (r->base_id == s->id)
+		r->base_id = 0;
+	atomic_long_dec(&cowsnap_stats.snapshots);
+	cowsnap_snap_put(s);
+}
+
+/*
+ * Step 3: give @s private copies of the pages that something beyond their
+ * owners and PTEs references (GUP pins, I/O), since that may still write.
+ */
+static int cowsnap_snap_copy_pinned(struct cowsnap_region *r,
+				    struct cowsnap_snap *s)
+{
+	struct page *page, *copy;
+	unsigned long idx;
+
+	xa_for_each(&s->pages, idx, page) {
+		if (!(idx & 1023))
+			cond_resched();
+		if (page_count(page) <= READ_ONCE(page->private) +
+					cowsnap_mapcount(page))
+			continue;
+		copy = cowsnap_page_alloc(0);
+		if (!copy)
+			return -ENOMEM;
+		copy_highpage(copy, page);
+		xa_store(&s->pages, idx, copy, GFP_NOWAIT);	/* no alloc */
+		cowsnap_page_release(page);
+		/* The live page now differs from the snapshot's. */
+		xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
+		cowsnap_count(&cowsnap_stats.pinned_copies, 1);
+	}
+	return 0;
+}
+
+/* Fill @s with the live view of @r; caller holds r->lock. */
+static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
+{
+	struct address_space *mapping = r->inode->i_mapping;
+	struct page *page;
+	unsigned long idx;
+	int err = 0;
+
+	down_write(&r->fault_sem);
+	xa_for_each(&r->pages, idx, page) {
+		lock_page(page);
+		cowsnap_page_own(page);
+		unlock_page(page);
+		err = xa_insert(&s->pages, idx, page, GFP_KERNEL_ACCOUNT);
+		if (err) {
+			cowsnap_page_release(page);
+			break;
+		}
+		s->nr_pages++;
+		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
+		if (!(idx & 1023))
+			cond_resched();
+	}
+	if (IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS))
+		wp_shared_mapping_range(mapping, 0, r->npages);
+	else
+		unmap_mapping_pages(mapping, 0, r->npages, false);
+	if (!err)
+		err = cowsnap_snap_copy_pinned(r, s);
+	/* On failure marks were cleared: the old base no longer describes. */
+	r->base_id = 0;
+	up_write(&r->fault_sem);
+	return err;
+}
+
+long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
+{
+	struct cowsnap_snap_create arg;
+	struct cowsnap_snap *s;
+	int err;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags || arg.reserved || arg.id)
+		return -EINVAL;
+	err = cowsnap_name_check(arg.label, true);
+	if (err)
+		return err;
+	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
+	if (!s)
+		return -ENOMEM;
+	kref_init(&s->ref);
+	xa_init(&s->pages);
+	strscpy(s->label, arg.label, sizeof(s->label));
+	s->npages = r->npages;
+
+	mutex_lock(&r->lock);
+	if (r->nr_snaps >= cowsnap_max_snapshots) {
+		err = -ENOSPC;
+		goto out_free;
+	}
+	s->ctime_ns = ktime_get_real_ns();
+	err = cowsnap_snap_take(r, s);
+	if (err)
+		goto out_free;
+	s->id = r->next_id++;
+	list_add_tail(&s->node, &r->snaps);
+	r->nr_snaps++;
+	r->base_id = s->id;
+	atomic_long_inc(&cowsnap_stats.snapshots);
+	mutex_unlock(&r->lock);
+
+	arg.id = s->id;
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;	/* the snapshot exists; its id is newest */
+	return 0;
+
+out_free:
+	mutex_unlock(&r->lock);
+	cowsnap_snap_put(s);
+	return err;
+}
+
+static void cowsnap_snap_fill_entry(struct cowsnap_snap *s,
+				    struct cowsnap_snap_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->id = s->id;
+	e->ctime_ns = s->ctime_ns;
+	e->referenced_pages = s->nr_pages;
+	e->exclusive_pages = cowsnap_count_owned(&s->pages, 1, false);
+	strscpy(e->label, s->label, sizeof(e->label));
+}
+
+long cowsnap_ioc_snap_list(struct cowsnap_region *r, void __user *argp)
+{
+	struct cowsnap_snap_list arg;
+	struct cowsnap_snap_entry *buf;
+	struct cowsnap_snap *s;
+	u32 n = 0, cap;
+	u64 next = 0;
+	int err = 0;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags || arg.next_id)
+		return -EINVAL;
+	cap = min_t(u32, arg.count, COWSNAP_LIST_BATCH);
+	buf = kcalloc(COWSNAP_LIST_BATCH, sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&r->lock);
+	list_for_each_entry(s, &r->snaps, node) {
+		if (s->id < arg.start_id)
+			continue;
+		if (n == cap) {
+			next = s->id;
+			break;
+		}
+		cowsnap_snap_fill_entry(s, &buf[n++]);
+	}
+	mutex_unlock(&r->lock);
+	/* Copy out with no lock held: the buffer may be a cowsnap mapping. */
+	if (copy_to_user(u64_to_user_ptr(arg.entries), buf, n * sizeof(*buf)))
+		err = -EFAULT;
+	kfree(buf);
+	if (err)
+		return err;
+	arg.count = n;
+	arg.next_id = next;
+	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
+}
+
+long cowsnap_ioc_snap_delete(struct cowsnap_region *r, void __user *argp)
+{
+	struct cowsnap_snap_id arg;
+	struct cowsnap_snap *s;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if (arg.flags || arg.reserved)
+		return -EINVAL;
+	mutex_lock(&r->lock);
+	s = cowsnap_snap_find(r, arg.id);
+	if (s)
+		cowsnap_snap_unlink(r, s);
+	mutex_unlock(&r->lock);
+	return s ? 0 : -ENOENT;
+}
+
+/* An open snapshot fd: the snapshot, and its region for the size. */
+struct cowsnap_snap_file {
+	struct cowsnap_region *region;
+	struct cowsnap_snap *snap;
+};
+
+static vm_fault_t cowsnap_snap_fault(struct vm_fault *vmf)
+{
+	struct cowsnap_snap *s = vmf->vma->vm_private_data;
+	struct page *page;
+
+	if (vmf->pgoff >= s->npages)
+		return VM_FAULT_SIGBUS;
+	page = xa_load(&s->pages, vmf->pgoff);
+	if (!page)
+		page = cowsnap_zero_page;	/* never writable here */
+	get_page(page);
+	vmf->page = page;
+	cowsnap_count(&cowsnap_stats.read_faults, 1);
+	return 0;
+}
+
+static const struct vm_operations_struct cowsnap_snap_vm_ops = {
+	.fault = cowsnap_snap_fault,
+};
+
+static int cowsnap_snap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct cowsnap_snap_file *sf = file->private_data;
+	struct cowsnap_snap *s = sf->snap;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_flags & VM_WRITE)
+		return -EACCES;
+	if (vma->vm_pgoff >= s->npages ||
+	    vma_pages(vma) > s->npages - vma->vm_pgoff)
+		return -EINVAL;
+	/* No mprotect(PROT_WRITE), no FOLL_FORCE writes. */
+	vm_flags_clear(vma, VM_MAYWRITE);
+	vm_flags_set(vma, VM_DONTEXPAND);
+	vma->vm_ops = &cowsnap_snap_vm_ops;
+	vma->vm_private_data = s;
+	return 0;
+}
+
+static ssize_t cowsnap_snap_read(struct file *file, char __user *buf,
+				 size_t len, loff_t *ppos)
+{
+	struct cowsnap_snap_file *sf = file->private_data;
+
+	return cowsnap_pages_read(&sf->snap->pages, sf->region->size, buf, len,
+				  ppos);
+}
+
+static loff_t cowsnap_snap_llseek(struct file *file, loff_t off, int whence)
+{
+	struct cowsnap_snap_file *sf = file->private_data;
+
+	return fixed_size_llseek(file, off, whence, sf->region->size);
+}
+
+static int cowsnap_snap_file_release(struct inode *inode, struct file *file)
+{
+	struct cowsnap_snap_file *sf = file->private_data;
+
+	cowsnap_snap_put(sf->snap);
+	cowsnap_region_put(sf->region);
+	kfree(sf);
+	return 0;
+}
+
+static const struct file_operations cowsnap_snap_fops = {
+	.owner		= THIS_MODULE,
+	.read		= cowsnap_snap_read,
+	.llseek		= cowsnap_snap_llseek,
+	.mmap		= cowsnap_snap_mmap,
+	.release	= cowsnap_snap_file_release,
+};
+
+long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
+{
+	struct cowsnap_snap_open arg;
+	struct cowsnap_snap_file *sf;
+	struct file *file;
+	int fd;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	if ((arg.flags & ~COWSNAP_OPEN_CLOEXEC) || arg.reserved)
+		return -EINVAL;
+	sf = kzalloc(sizeof(*sf), GFP_KERNEL);
+	if (!sf)
+		return -ENOMEM;
+	mutex_lock(&r->lock);
+	sf->snap = cowsnap_snap_find(r, arg.id);
+	if (sf->snap)
+		kref_get(&sf->snap->ref);
+	mutex_unlock(&r->lock);
+	if (!sf->snap) {
+		kfree(sf);
+		return -ENOENT;
+	}
+	kref_get(&r->ref);
+	sf->region = r;
+
+	fd = get_unused_fd_flags(O_RDONLY |
+				 (arg.flags & COWSNAP_OPEN_CLOEXEC ? O_CLOEXEC : 0));
+	if (fd < 0)
+		goto err;
+	file = cowsnap_file_new("cowsnap-snapshot", &cowsnap_snap_fops, sf,
+				O_RDONLY);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		fd = PTR_ERR(file);
+		goto err;
+	}
+	fd_install(fd, file);
+	return fd;
+err:
+	cowsnap_snap_put(sf->snap);
+	cowsnap_region_put(r);
+	kfree(sf);
+	return fd;
+}
