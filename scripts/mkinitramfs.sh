@@ -11,6 +11,13 @@ mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,tests,lib/modules,etc,root}
 cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$top/scripts/guest-init.sh" "$root/init"
 cp "$b/cowsnap.ko" "$root/lib/modules/cowsnap.ko"
+# brd (a RAM disk) for the O_DIRECT tests, from the kernel's own modules.
+read -r _ _ _ mdir _ < <(awk -v k="$kernel" '$1 == k' "${COWSNAP_CACHE:-/var/cache/cowsnap}/kernels")
+brd=$(find "$mdir" -name 'brd.ko*' | head -n 1)
+case "$brd" in
+*.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;
+?*) cp "$brd" "$root/lib/modules/brd.ko" ;;
+esac
 for f in "$top"/build/guest-bin/test_*; do
 	[ -e "$f" ] && install -m 0755 "$f" "$root/tests/"
 done
