@@ -89,7 +89,8 @@ static const struct vm_operations_struct cowsnap_live_vm_ops = {
 int cowsnap_live_mmap(struct cowsnap_region *r, bool writable,
 		      struct vm_area_struct *vma)
 {
-	if (!(vma->vm_flags & VM_SHARED))
+	/* MAP_SHARED of a read-only handle has VM_MAYSHARE only. */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;	/* private copies would escape our zaps */
 	if (vma->vm_pgoff >= r->npages ||
 	    vma_pages(vma) > r->npages - vma->vm_pgoff)

@@ -58,8 +58,11 @@ struct file *cowsnap_file_new(const char *name,
 
 	if (IS_ERR(inode))
 		return ERR_CAST(inode);
+	/* The file's reference on fops->owner, dropped by __fput(). */
+	__module_get(THIS_MODULE);
 	file = alloc_file_pseudo(inode, cowsnap_mnt, name, flags, fops);
 	if (IS_ERR(file)) {
+		module_put(THIS_MODULE);
 		iput(inode);
 		return file;
 	}

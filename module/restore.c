@@ -139,6 +139,9 @@ long cowsnap_ioc_restore(struct cowsnap_region *r, void __user *argp)
 		return -EFAULT;
 	if (arg.flags || arg.reserved || arg.pages_restored)
 		return -EINVAL;
+	/* Fail a read-only argument now, not after restoring. */
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;
 	mutex_lock(&r->lock);
 	s = cowsnap_snap_find(r, arg.id);
 	if (!s) {

@@ -18,6 +18,7 @@
  * Locking: region->lock guards the snapshot list; a snapshot's pages never
  * change once it is listed.  See cowsnap.h for the order.
  */
+#include <linux/bitmap.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
@@ -94,10 +95,49 @@ static int cowsnap_snap_copy_pinned(struct cowsnap_region *r,
 	return 0;
 }
 
+#define COWSNAP_CLEAN_CHUNK	(8 * PAGE_SIZE)	/* pages per bitmap */
+
+/*
+ * Step 2: write-protect every PTE of @r and clean it.  A PTE left dirty
+ * would let mprotect() make it writable again without a fault
+ * (can_change_pte_writable()); the dirty bits themselves are not needed.
+ */
+static void cowsnap_protect_mappings(struct cowsnap_region *r)
+{
+	struct address_space *mapping = r->inode->i_mapping;
+	unsigned long *bitmap = NULL;
+	unsigned long idx = 0;
+
+	if (!mapping_mapped(mapping))
+		return;
+	if (IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS))
+		bitmap = bitmap_zalloc(COWSNAP_CLEAN_CHUNK, GFP_KERNEL);
+	if (!bitmap) {
+		unmap_mapping_pages(mapping, 0, r->npages, false);
+		return;
+	}
+	wp_shared_mapping_range(mapping, 0, r->npages);
+	/* Only chunks that hold pages can have PTEs. */
+	while (xa_find(&r->pages, &idx, ULONG_MAX, XA_PRESENT)) {
+		pgoff_t first = round_down(idx, COWSNAP_CLEAN_CHUNK);
+		pgoff_t nr = min_t(pgoff_t, COWSNAP_CLEAN_CHUNK,
+				   r->npages - first);
+		pgoff_t start = 0, end = 0;
+
+		if (clean_record_shared_mapping_range(mapping, first, nr, first,
+						      bitmap, &start, &end))
+			bitmap_zero(bitmap, COWSNAP_CLEAN_CHUNK);
+		idx = first + nr;
+		if (idx >= r->npages)
+			break;
+		cond_resched();
+	}
+	bitmap_free(bitmap);
+}
+
 /* Fill @s with the live view of @r; caller holds r->lock. */
 static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
-	struct address_space *mapping = r->inode->i_mapping;
 	struct page *page;
 	unsigned long idx;
 	int err = 0;
@@ -117,10 +157,7 @@ static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 		if (!(idx & 1023))
 			cond_resched();
 	}
-	if (IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS))
-		wp_shared_mapping_range(mapping, 0, r->npages);
-	else
-		unmap_mapping_pages(mapping, 0, r->npages, false);
+	cowsnap_protect_mappings(r);
 	if (!err)
 		err = cowsnap_snap_copy_pinned(r, s);
 	/* On failure marks were cleared: the old base no longer describes. */
@@ -142,6 +179,9 @@ long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
 	err = cowsnap_name_check(arg.label, true);
 	if (err)
 		return err;
+	/* Fail a read-only argument now, not after the snapshot exists. */
+	if (copy_to_user(argp, &arg, sizeof(arg)))
+		return -EFAULT;
 	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
 	if (!s)
 		return -ENOMEM;
@@ -275,7 +315,7 @@ static int cowsnap_snap_mmap(struct file *file, struct vm_area_struct *vma)
 	struct cowsnap_snap_file *sf = file->private_data;
 	struct cowsnap_snap *s = sf->snap;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & VM_WRITE)
 		return -EACCES;
