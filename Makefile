@@ -9,6 +9,10 @@ KDIR ?= /lib/modules/$(KVER)/build
 KERNELS ?=
 FILTER ?=
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 CC ?= gcc
 CFLAGS ?= -O2 -g
 WFLAGS := -Wall -Wextra -Wno-unused-parameter
@@ -18,17 +22,37 @@ TESTS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/test_*.c))
 HELPERS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/helper_*.c))
 
 .PHONY: all module userspace guest-bin bench-module check vm demo lint \
-	install clean
+	install install-userspace clean
 
 all: module userspace
 
 module:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) W=1 modules
 
-userspace:
+LIBSRC := userspace/libcowsnap.c userspace/libcowsnap.h \
+	include/uapi/linux/cowsnap.h
 
-# Static programs for the guest.
-guest-bin: $(TESTS) $(HELPERS)
+userspace: build/libcowsnap.a build/libcowsnap.so build/cowsnap
+
+build/obj/libcowsnap.o: $(LIBSRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(UCFLAGS) -fPIC -c -o $@ $<
+
+build/libcowsnap.a: build/obj/libcowsnap.o
+	$(AR) rcs $@ $^
+
+build/libcowsnap.so: build/obj/libcowsnap.o
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libcowsnap.so.0 -o $@ $^
+
+build/cowsnap: userspace/cowsnap.c build/libcowsnap.a
+	$(CC) $(UCFLAGS) -o $@ $< build/libcowsnap.a
+
+# Static programs for the guest; the CLI lands in its /bin.
+guest-bin: $(TESTS) $(HELPERS) build/guest-bin/cowsnap
+
+build/guest-bin/cowsnap: userspace/cowsnap.c $(LIBSRC)
+	@mkdir -p $(dir $@)
+	$(CC) -static $(UCFLAGS) -o $@ userspace/cowsnap.c userspace/libcowsnap.c
 
 build/guest-bin/%: tests/%.c tests/*.h include/uapi/linux/cowsnap.h
 	@mkdir -p $(dir $@)
@@ -62,8 +86,22 @@ demo: guest-bin
 lint:
 	bash scripts/lint.sh
 
-install: all
+install: all install-userspace
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules_install
+
+install-userspace: userspace
+	install -D -m 0755 build/cowsnap $(DESTDIR)$(BINDIR)/cowsnap
+	install -D -m 0644 build/libcowsnap.a $(DESTDIR)$(LIBDIR)/libcowsnap.a
+	install -D -m 0755 build/libcowsnap.so \
+		$(DESTDIR)$(LIBDIR)/libcowsnap.so.0
+	ln -sf libcowsnap.so.0 $(DESTDIR)$(LIBDIR)/libcowsnap.so
+	install -D -m 0644 userspace/libcowsnap.h \
+		$(DESTDIR)$(INCLUDEDIR)/libcowsnap.h
+	install -D -m 0644 include/uapi/linux/cowsnap.h \
+		$(DESTDIR)$(INCLUDEDIR)/linux/cowsnap.h
+	install -D -m 0644 docs/cowsnap.8 $(DESTDIR)$(MANDIR)/man8/cowsnap.8
+	install -D -m 0644 docs/libcowsnap.3 \
+		$(DESTDIR)$(MANDIR)/man3/libcowsnap.3
 
 clean:
 	rm -rf build
