@@ -64,7 +64,7 @@ bench-module:
 	@mkdir -p build/$(KERNEL)/src
 	@cp -r Kbuild module include build/$(KERNEL)/src/
 	$(MAKE) -C $$(awk '$$1 == "$(KERNEL)" { print $$5 }' $(CACHE)/kernels) \
-		M=$(CURDIR)/build/$(KERNEL)/src W=1 modules
+		M=$(CURDIR)/build/$(KERNEL)/src W=1 KCFLAGS=-Werror modules
 	@cp build/$(KERNEL)/src/cowsnap.ko build/$(KERNEL)/cowsnap.ko
 
 check:

@@ -84,7 +84,7 @@ struct cowsnap_snap {
  * lock around attaching.  @region is set once and never changes.
  */
 struct cowsnap_handle {
-	struct mutex lock;
+	struct mutex lock;		/* serializes create/attach */
 	struct cowsnap_region *region;
 	bool writable;
 };

@@ -64,6 +64,7 @@ static int cowsnap_handle_attach(struct file *file, struct cowsnap_region *r,
 		h->writable = writable;
 		/* Every handle of a region shares the region's mappings. */
 		file->f_mapping = r->inode->i_mapping;
+		/* Publish after f_mapping and writable; pairs with the acquire. */
 		smp_store_release(&h->region, r);
 	}
 	mutex_unlock(&h->lock);
@@ -76,6 +77,7 @@ static struct cowsnap_region *cowsnap_handle_region(struct file *file)
 {
 	struct cowsnap_handle *h = file->private_data;
 
+	/* Pairs with the release in attach: f_mapping is set when seen. */
 	return smp_load_acquire(&h->region);
 }
 

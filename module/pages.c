@@ -145,10 +145,10 @@ static struct page *cowsnap_live_fill(struct cowsnap_region *r, pgoff_t idx)
 
 	if (!page)
 		return ERR_PTR(-ENOMEM);
-	__SetPageLocked(page);
+	__folio_set_locked(page_folio(page));
 	err = xa_insert(&r->pages, idx, page, GFP_KERNEL);
 	if (err) {
-		__ClearPageLocked(page);
+		__folio_clear_locked(page_folio(page));
 		cowsnap_page_disown(page);
 		put_page(page);
 		if (err == -EBUSY)
@@ -194,7 +194,7 @@ struct page *cowsnap_live_cow(struct cowsnap_region *r, pgoff_t idx,
 	if (!new)
 		return ERR_PTR(-ENOMEM);
 	copy_highpage(new, old);
-	__SetPageLocked(new);
+	__folio_set_locked(page_folio(new));
 	get_page(new);
 	/* Cannot fail: the entry exists, so no node is allocated. */
 	xa_store(&r->pages, idx, new, GFP_NOWAIT);

@@ -17,6 +17,7 @@
 #include <linux/slab.h>
 #include "cowsnap.h"
 
+/* Guards cowsnap_regions (the name table) and every region's ->destroyed. */
 DEFINE_MUTEX(cowsnap_regions_lock);
 LIST_HEAD(cowsnap_regions);
 

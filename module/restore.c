@@ -201,10 +201,11 @@ static u32 cowsnap_diff_walk(struct xarray *a, struct xarray *b,
 		if (x != y) {
 			if (n && ext[n - 1].start + ext[n - 1].count == i) {
 				ext[n - 1].count++;
-			} else if (n == cap) {
-				*next = i;
-				break;
 			} else {
+				if (n == cap) {
+					*next = i;
+					break;
+				}
 				ext[n].start = i;
 				ext[n].count = 1;
 				n++;

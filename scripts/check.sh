@@ -21,6 +21,13 @@ KERNELS=${KERNELS:-$(awk '{print $1}' "$CACHE/kernels")}
 bad='WARNING:|BUG:|BUG [a-z]|Oops|KASAN|KFENCE:|general protection|refcount_t|lockdep|possible (circular|recursive) locking|inconsistent lock state|Bad page|Call Trace|soft lockup|blocked for more than|Poison overwritten|Redzone|Object padding|Kernel panic|list_(add|del) corruption'
 
 pass=0 fail=0
+while read -r verdict name; do
+	case $verdict in
+	PASS) pass=$((pass + 1)); echo "host PASS $name" ;;
+	FAIL) fail=$((fail + 1)); echo "host FAIL $name" ;;
+	*) echo "host      $verdict $name" ;;
+	esac
+done < <(bash scripts/lint.sh 2>&1)
 make -s guest-bin >build-make.log 2>&1 || {
 	cat build-make.log; echo "0 passed, 1 failed"; exit 1; }
 for k in $KERNELS; do

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Static checks: checkpatch.pl --strict (from Debian's linux-source-6.1),
+# sparse (C=2) and W=1 -Werror builds against every bench kernel.
+# Prints "PASS lint.<check>" or "FAIL lint.<check>" lines (with the
+# offending output) and exits non-zero if any failed.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${COWSNAP_CACHE:-/var/cache/cowsnap}
+cd "$top"
+rc=0
+
+cp_dir=$CACHE/checkpatch
+if [ ! -x "$cp_dir/scripts/checkpatch.pl" ]; then
+	tarball=$(ls /usr/src/linux-source-6.1.tar.* 2>/dev/null | head -n 1)
+	if [ -z "$tarball" ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends linux-source-6.1 >/dev/null
+		tarball=$(ls /usr/src/linux-source-6.1.tar.* | head -n 1)
+	fi
+	rm -rf "$cp_dir" && mkdir -p "$cp_dir"
+	tar -C "$cp_dir" --strip-components=1 -xaf "$tarball" \
+		linux-source-6.1/scripts/checkpatch.pl \
+		linux-source-6.1/scripts/spelling.txt \
+		linux-source-6.1/scripts/const_structs.checkpatch
+fi
+out=$(perl "$cp_dir/scripts/checkpatch.pl" --strict --no-tree --terse \
+	--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG -f \
+	module/*.c module/*.h include/uapi/linux/cowsnap.h 2>&1 |
+	grep -v '^total: 0 errors, 0 warnings, 0 checks')
+if [ -n "$out" ]; then
+	echo "FAIL lint.checkpatch"; echo "$out" | sed 's/^/    /'; rc=1
+else
+	echo "PASS lint.checkpatch"
+fi
+
+while read -r short abi _ _ kdir; do
+	d=build/lint-$short
+	rm -rf "$d" && mkdir -p "$d"
+	cp -r Kbuild module include "$d/"
+	out=$(make -C "$kdir" M="$top/$d" W=1 C=2 KCFLAGS=-Werror modules 2>&1 |
+		grep -E 'warning|error|sparse' | grep -v 'Skipping BTF')
+	if [ -n "$out" ]; then
+		echo "FAIL lint.sparse-w1-$short"; echo "$out" | sed 's/^/    /'; rc=1
+	else
+		echo "PASS lint.sparse-w1-$short"
+	fi
+done < "$CACHE/kernels"
+exit $rc
