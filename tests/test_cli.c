@@ -17,6 +17,9 @@
 
 #define PAGE		4096UL
 #define NOBODY		65534
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#endif
 
 static const char *cli_path(void)
 {
@@ -564,7 +567,7 @@ static const char *const command_names[] = {
 	"clone", "dump", "load", "stats",
 };
 
-#define NCMDS	(sizeof(command_names) / sizeof(command_names[0]))
+#define NCMDS	ARRAY_SIZE(command_names)
 
 TEST_F(cli, help_lists_every_command_option_and_exit_status)
 {
@@ -647,7 +650,7 @@ TEST_F(cli, usage_errors_exit_2_with_one_line)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		const char *argv[8] = { "cowsnap" };
 		struct run r;
 
@@ -671,7 +674,7 @@ TEST_F(cli, bad_sizes_are_usage_errors)
 	const char *name = region(self, "badsize");
 	unsigned int i;
 
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
 		struct run r = CLI("create", name, sizes[i]);
 
 		EXPECT_ERR(r, "create", 2, "invalid size");
@@ -689,7 +692,7 @@ TEST_F(cli, bad_names_are_usage_errors)
 	unsigned int i;
 	struct run r;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
 		r = CLI("create", names[i], "4K");
 		EXPECT_ERR(r, "create", 2, "invalid region name");
 		r = CLI("destroy", names[i]);
@@ -710,7 +713,7 @@ TEST_F(cli, bad_modes_are_usage_errors)
 	const char *name = region(self, "badmode");
 	unsigned int i;
 
-	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(modes); i++) {
 		struct run r = CLI("create", name, "4K", "--mode", modes[i]);
 
 		EXPECT_ERR(r, "create", 2, "invalid mode");
@@ -813,7 +816,7 @@ TEST_F(cli, create_accepts_size_suffixes)
 	};
 	unsigned int i;
 
-	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
 		const char *name = region(self, sizes[i].arg);
 		struct run r = CLI("create", name, sizes[i].arg);
 
@@ -1268,7 +1271,7 @@ TEST_F(cli, stats_in_every_output_mode)
 
 	r = CLI("stats", "-H", "-p");
 	EXPECT_OK(r);
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(keys); i++) {
 		char *copy = strdup(r.out);
 
 		if (find_row(copy, keys[i], f, 4) != 2)
@@ -1283,7 +1286,7 @@ TEST_F(cli, stats_in_every_output_mode)
 
 	r = CLI("--json", "stats");
 	doc = JSON(r);
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(keys); i++)
 		JNUM(doc, keys[i]);
 	ASSERT_EQ(JNUM(doc, "regions"), proc_counter("regions"));
 	ASSERT_EQ(JNUM(doc, "api"), COWSNAP_API_VERSION);
@@ -1305,12 +1308,12 @@ static unsigned int make_sparse(const char *name)
 	r = CLI("create", name, "1G");
 	EXPECT_OK(r);
 	p = map_region(name, 1UL << 30);
-	for (i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(pages); i++)
 		cli_fill_page(p + pages[i] * PAGE, i);
 	p[1 * PAGE + 17] = 0;		/* still a non-zero page */
 	memset(p + 200000 * PAGE, 0, PAGE);	/* touched, all zero */
 	munmap(p, 1UL << 30);
-	return sizeof(pages) / sizeof(pages[0]);
+	return ARRAY_SIZE(pages);
 }
 
 /*
@@ -1426,6 +1429,7 @@ TEST_F(cli, dump_and_load_through_stdout_and_a_pipe)
 	const char *file = tmpfile_path(self, "pipe");
 	char cmd[512];
 	unsigned char *p;
+	size_t len;
 	int fd;
 	struct run r;
 
@@ -1453,10 +1457,17 @@ TEST_F(cli, dump_and_load_through_stdout_and_a_pipe)
 	r = CLI("destroy", copy);
 	EXPECT_OK(r);
 
-	/* A real pipe: stdin cannot seek, so load buffers it first. */
-	snprintf(cmd, sizeof(cmd), "%s dump %s@1 | %s load %s -", cli_path(),
-		 name, cli_path(), copy);
+	/*
+	 * A real pipe: stdin cannot seek, so load buffers it first.  stderr
+	 * is a file, not a terminal: no progress, nothing at all.
+	 */
+	snprintf(cmd, sizeof(cmd), "(%s dump %s@1 | %s load %s -) 2>%s.err",
+		 cli_path(), name, cli_path(), copy, file);
 	ASSERT_EQ(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s.err", file);
+	free(read_file(cmd, &len));
+	unlink(cmd);
+	ASSERT_EQ(len, 0);
 	expect_same(name, copy, 4 << 20);
 	munmap(p, 4 << 20);
 }
@@ -1554,7 +1565,7 @@ TEST_F(cli, load_refuses_bit_flipped_dump)
 	};
 
 	region(self, "flip-dst");
-	for (i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(flips); i++) {
 		size_t off = flips[i].off < 0 ? len + flips[i].off :
 			     (size_t)flips[i].off;
 

@@ -23,6 +23,7 @@
 #include "libcowsnap.h"
 
 #define COWSNAP_CLI_VERSION	"0.1.0"
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 enum {
 	EXIT_OK		= 0,
@@ -493,7 +494,7 @@ static void read_proc(struct proc_data *pd)
 	}
 	memset(pd, 0, sizeof(*pd));
 	pd->regions.cols = region_cols;
-	pd->regions.ncols = sizeof(region_cols) / sizeof(region_cols[0]);
+	pd->regions.ncols = ARRAY_SIZE(region_cols);
 	while (fgets(line, sizeof(line), fp)) {
 		nf = 0;
 		for (tok = strtok_r(line, " \t\n", &save); tok && nf < 16;
@@ -801,7 +802,7 @@ static void catch_signals(void)
 	int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	unsigned int i;
 
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(sigs); i++)
 		sigaction(sigs[i], &sa, NULL);
 	/* A vanished reader is an error to report, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
@@ -1094,7 +1095,7 @@ static const struct command commands[] = {
 	  0, 0, 0, cmd_stats },
 };
 
-#define NCOMMANDS	(sizeof(commands) / sizeof(commands[0]))
+#define NCOMMANDS	ARRAY_SIZE(commands)
 
 static const char options_help[] =
 	"Options (anywhere on the line):\n"
@@ -1126,8 +1127,9 @@ static void help_all(void)
 
 static void help_command(const struct command *c)
 {
-	printf("usage: cowsnap [-H] [-p] [--json] %s %s\n\n%s\n%s\n%s",
-	       c->name, c->args, c->help, options_help, exit_codes_help);
+	printf("usage: cowsnap [-H] [-p] [--json] %s%s%s\n\n%s\n%s\n%s",
+	       c->name, *c->args ? " " : "", c->args, c->help, options_help,
+	       exit_codes_help);
 }
 
 static int flush_stdout(void)

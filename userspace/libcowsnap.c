@@ -295,7 +295,8 @@ int cowsnap_diff_walk(int fd, uint64_t from, uint64_t to,
 				cur.count += buf[i].count;
 				continue;
 			}
-			if (cur.count && (ret = fn(cur.start, cur.count, arg)))
+			ret = cur.count ? fn(cur.start, cur.count, arg) : 0;
+			if (ret)
 				return ret;
 			cur = buf[i];
 		}
