@@ -137,7 +137,7 @@ long cowsnap_ioc_restore(struct cowsnap_region *r, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags || arg.reserved || arg.pages_restored)
+	if (arg.flags || arg.reserved)
 		return -EINVAL;
 	/* Fail a read-only argument now, not after restoring. */
 	if (copy_to_user(argp, &arg, sizeof(arg)))
@@ -232,7 +232,7 @@ long cowsnap_ioc_diff(struct cowsnap_region *r, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags || arg.next || !arg.count)
+	if (arg.flags || !arg.count)
 		return -EINVAL;
 	ext = kvcalloc(COWSNAP_DIFF_BATCH, sizeof(*ext), GFP_KERNEL);
 	if (!ext)

@@ -174,7 +174,7 @@ long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags || arg.reserved || arg.id)
+	if (arg.flags || arg.reserved)
 		return -EINVAL;
 	err = cowsnap_name_check(arg.label, true);
 	if (err)
@@ -239,7 +239,7 @@ long cowsnap_ioc_snap_list(struct cowsnap_region *r, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags || arg.next_id)
+	if (arg.flags)
 		return -EINVAL;
 	cap = min_t(u32, arg.count, COWSNAP_LIST_BATCH);
 	buf = kcalloc(COWSNAP_LIST_BATCH, sizeof(*buf), GFP_KERNEL);

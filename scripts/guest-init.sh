@@ -27,6 +27,10 @@ test)
 	done
 	echo "END" > $out
 	;;
+bench)
+	for b in /bin/bench_*; do "$b" > /dev/ttyS1 2>&1; done
+	echo "END" > /dev/ttyS1
+	;;
 demo)
 	sh /demo.sh > /dev/ttyS1 2>&1
 	echo "END" > /dev/ttyS1

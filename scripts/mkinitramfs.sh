@@ -21,10 +21,11 @@ esac
 for f in "$top"/build/guest-bin/test_*; do
 	[ -e "$f" ] && install -m 0755 "$f" "$root/tests/"
 done
-for f in "$top"/build/guest-bin/cowsnap "$top"/build/guest-bin/helper_*; do
+for f in "$top"/build/guest-bin/cowsnap "$top"/build/guest-bin/helper_* \
+	 "$top"/build/guest-bin/bench_*; do
 	[ -e "$f" ] && install -m 0755 "$f" "$root/bin/"
 done
-[ -e "$top/scripts/demo.sh" ] && install -m 0755 "$top/scripts/demo.sh" "$root/demo.sh"
+install -m 0755 "$top/scripts/guest-demo.sh" "$root/demo.sh"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$b/initramfs.cpio.gz"

@@ -3,6 +3,7 @@
 #   scripts/vm.sh KERNEL test [FILTER]   run the tests; print results
 #   scripts/vm.sh KERNEL shell           interactive shell (serial on stdio)
 #   scripts/vm.sh KERNEL demo            run scripts/demo.sh in the guest
+#   scripts/vm.sh KERNEL bench           run the benchmarks (tests/bench_*)
 # KERNEL is a short name from $COWSNAP_CACHE/kernels (6.1, 6.12).  Expects
 # `make bench-build` to have filled build/KERNEL/.  Test mode writes
 # build/KERNEL/console.log (kernel log) and build/KERNEL/results.log.
@@ -20,7 +21,7 @@ initrd=$b/initramfs.cpio.gz
 debug="slub_debug=FZPU page_poison=1 kfence.sample_interval=100"
 append="console=ttyS0 panic=-1 loglevel=6 $debug COWSNAP_MODE=$mode"
 [ -n "$filter" ] && append="$append COWSNAP_FILTER=$filter"
-qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2G -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "${COWSNAP_VM_MEM:-2G}" -no-reboot
       -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
       -nic none -display none -monitor none)
 

@@ -6,7 +6,8 @@
  * open /dev/cowsnap (a "handle"); a handle attaches to at most one region.
  * Every struct is fixed-width with explicit padding; reserved fields and
  * unknown flag bits must be zero (EINVAL otherwise) so they can gain meaning
- * later.  Ioctl numbers use type 0xC5, numbers 0x00-0x1f.
+ * later.  Fields marked "out" are ignored on input, so a struct can be
+ * reused as it came back (e.g. diff.start = diff.next).  Ioctl numbers use type 0xC5, numbers 0x00-0x1f.
  */
 #ifndef _UAPI_LINUX_COWSNAP_H
 #define _UAPI_LINUX_COWSNAP_H
