@@ -69,29 +69,42 @@ void cowsnap_snap_unlink(struct cowsnap_region *r, struct cowsnap_snap *s)
 /*
  * Step 3: give @s private copies of the pages that something beyond their
  * owners and PTEs references (GUP pins, I/O), since that may still write.
+ * Nothing changes @s or the live xarray meanwhile (fault_sem is held).
  */
 static int cowsnap_snap_copy_pinned(struct cowsnap_region *r,
 				    struct cowsnap_snap *s)
 {
+	XA_STATE(xas, &s->pages, 0);
 	struct page *page, *copy;
 	unsigned long idx;
 
-	xa_for_each(&s->pages, idx, page) {
-		if (!(idx & 1023))
-			cond_resched();
-		if (page_count(page) <= READ_ONCE(page->private) +
-					cowsnap_mapcount(page))
+	rcu_read_lock();
+	xas_for_each(&xas, page, ULONG_MAX) {
+		if (xas_retry(&xas, page))
 			continue;
-		copy = cowsnap_page_alloc(0);
-		if (!copy)
-			return -ENOMEM;
-		copy_highpage(copy, page);
-		xa_store(&s->pages, idx, copy, GFP_NOWAIT);	/* no alloc */
-		cowsnap_page_release(page);
-		/* The live page now differs from the snapshot's. */
-		xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-		cowsnap_count(&cowsnap_stats.pinned_copies, 1);
+		if (page_count(page) <= READ_ONCE(page->private) +
+					cowsnap_mapcount(page) &&
+		    (xas.xa_index & 1023))
+			continue;
+		idx = xas.xa_index;	/* xas_pause() moves past it */
+		xas_pause(&xas);
+		rcu_read_unlock();
+		if (page_count(page) > READ_ONCE(page->private) +
+				       cowsnap_mapcount(page)) {
+			copy = cowsnap_page_alloc(0);
+			if (!copy)
+				return -ENOMEM;
+			copy_highpage(copy, page);
+			xa_store(&s->pages, idx, copy, GFP_NOWAIT);
+			cowsnap_page_release(page);
+			/* The live page now differs from the snapshot's. */
+			xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
+			cowsnap_count(&cowsnap_stats.pinned_copies, 1);
+		}
+		cond_resched();
+		rcu_read_lock();
 	}
+	rcu_read_unlock();
 	return 0;
 }
 
@@ -135,28 +148,96 @@ static void cowsnap_protect_mappings(struct cowsnap_region *r)
 	bitmap_free(bitmap);
 }
 
-/* Fill @s with the live view of @r; caller holds r->lock. */
+#define COWSNAP_BATCH	64
+
+struct cowsnap_batch {
+	unsigned int n;
+	unsigned long idx[COWSNAP_BATCH];
+	struct page *page[COWSNAP_BATCH];
+};
+
+/* Up to COWSNAP_BATCH entries of @xa from @from on; false when none. */
+static bool cowsnap_batch_fill(struct xarray *xa, unsigned long from,
+			       struct cowsnap_batch *b)
+{
+	XA_STATE(xas, xa, from);
+	struct page *page;
+
+	b->n = 0;
+	rcu_read_lock();
+	xas_for_each(&xas, page, ULONG_MAX) {
+		if (xas_retry(&xas, page))
+			continue;
+		b->idx[b->n] = xas.xa_index;
+		b->page[b->n] = page;
+		if (++b->n == COWSNAP_BATCH)
+			break;
+	}
+	rcu_read_unlock();
+	return b->n;
+}
+
+/* Store @b into @xa, whose slots are empty; one lock round per batch. */
+static int cowsnap_batch_store(struct xarray *xa, struct cowsnap_batch *b)
+{
+	XA_STATE(xas, xa, 0);
+	unsigned int i = 0;
+
+	do {
+		xas_lock(&xas);
+		for (; i < b->n; i++) {
+			xas_set(&xas, b->idx[i]);
+			xas_store(&xas, b->page[i]);
+			if (xas_error(&xas))
+				break;
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
+	return xas_error(&xas);
+}
+
+/*
+ * Fill @s with the live view of @r; caller holds r->lock.  With fault_sem
+ * held for write the live xarray cannot change: store faults and hole fills
+ * wait, restore needs r->lock.
+ */
 static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
+	struct cowsnap_batch *b = kmalloc(sizeof(*b), GFP_KERNEL);
+	unsigned long idx = 0;
 	struct page *page;
-	unsigned long idx;
+	unsigned int i;
 	int err = 0;
 
+	if (!b)
+		return -ENOMEM;
 	down_write(&r->fault_sem);
-	xa_for_each(&r->pages, idx, page) {
-		lock_page(page);
-		cowsnap_page_own(page);
-		unlock_page(page);
-		err = xa_insert(&s->pages, idx, page, GFP_KERNEL_ACCOUNT);
+	while (cowsnap_batch_fill(&r->pages, idx, b)) {
+		for (i = 0; i < b->n; i++) {
+			lock_page(b->page[i]);
+			cowsnap_page_own(b->page[i]);
+			unlock_page(b->page[i]);
+		}
+		err = cowsnap_batch_store(&s->pages, b);
 		if (err) {
-			cowsnap_page_release(page);
+			/* Entries already stored go with the snapshot. */
+			for (i = 0; i < b->n; i++)
+				if (xa_load(&s->pages, b->idx[i]) != b->page[i])
+					cowsnap_page_release(b->page[i]);
+				else
+					s->nr_pages++;
 			break;
 		}
-		s->nr_pages++;
-		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-		if (!(idx & 1023))
-			cond_resched();
+		s->nr_pages += b->n;
+		idx = b->idx[b->n - 1] + 1;
+		if (!idx)
+			break;
+		cond_resched();
 	}
+	kfree(b);
+	/* The new base: only entries dirty since the old one are marked. */
+	xa_for_each_marked(&r->pages, idx, page, COWSNAP_MARK_DIRTY)
+		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
 	cowsnap_protect_mappings(r);
 	if (!err)
 		err = cowsnap_snap_copy_pinned(r, s);

@@ -19,6 +19,7 @@ initrd=$b/initramfs.cpio.gz
 
 # Debug switches the stock kernels have (see docs/bench.md).
 debug="slub_debug=FZPU page_poison=1 kfence.sample_interval=100"
+[ "$mode" = bench ] && debug=""	# measure the kernel users run
 append="console=ttyS0 panic=-1 loglevel=6 $debug COWSNAP_MODE=$mode"
 [ -n "$filter" ] && append="$append COWSNAP_FILTER=$filter"
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "${COWSNAP_VM_MEM:-2G}" -no-reboot

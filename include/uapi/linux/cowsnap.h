@@ -7,7 +7,8 @@
  * Every struct is fixed-width with explicit padding; reserved fields and
  * unknown flag bits must be zero (EINVAL otherwise) so they can gain meaning
  * later.  Fields marked "out" are ignored on input, so a struct can be
- * reused as it came back (e.g. diff.start = diff.next).  Ioctl numbers use type 0xC5, numbers 0x00-0x1f.
+ * reused as it came back (e.g. diff.start = diff.next).  Ioctl numbers use
+ * type 0xC5, numbers 0x00-0x1f.
  */
 #ifndef _UAPI_LINUX_COWSNAP_H
 #define _UAPI_LINUX_COWSNAP_H
