@@ -9,6 +9,7 @@
  *       region->fault_sem (rwsem: write faults and hole fills read,
  *                          snapshot/restore write)
  *         page lock (owner count in page->private)
+ *           cowsnap_zero_page's lock (under at most a fresh page's lock)
  *           i_mmap_rwsem, PTE locks (taken inside unmap/wp helpers)
  *
  * mmap_lock sits above fault_sem (faults arrive holding it).  Therefore
@@ -51,6 +52,7 @@ struct cowsnap_region {
 	kgid_t gid;
 	umode_t mode;
 	struct inode *inode;		/* i_mapping gathers every live mapping */
+	bool zero_mapped;		/* cowsnap_zero_page may be mapped */
 
 	struct mutex lock;		/* snaps, next_id, base_id */
 	struct rw_semaphore fault_sem;	/* see the lock order above */
@@ -150,6 +152,8 @@ void cowsnap_pages_release(struct xarray *xa);
 struct page *cowsnap_page_get(struct xarray *xa, pgoff_t idx);
 struct page *cowsnap_live_get_locked(struct cowsnap_region *r, pgoff_t idx);
 struct page *cowsnap_live_get_filled(struct cowsnap_region *r, pgoff_t idx);
+struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx);
+void cowsnap_live_filled(struct cowsnap_region *r, pgoff_t idx);
 struct page *cowsnap_live_get_writable(struct cowsnap_region *r, pgoff_t idx);
 struct page *cowsnap_live_cow(struct cowsnap_region *r, pgoff_t idx,
 			      struct page *old);

@@ -2,9 +2,10 @@
 /*
  * Live mappings: ->fault, ->page_mkwrite, and write() of the live view.
  *
- * Write-notify is on (VM_SHARED with ->page_mkwrite), so every PTE starts
- * read-only and the first store to a page after it was mapped, or after a
- * snapshot write-protected it, reaches cowsnap_live_mkwrite().  There the
+ * Reads of holes map the read-only zero page (pages.c) and allocate
+ * nothing.  Write-notify is on (VM_SHARED with ->page_mkwrite), so every
+ * PTE starts read-only and the first store to a page after it was mapped,
+ * or after a snapshot write-protected it, reaches cowsnap_live_mkwrite().  There the
  * page is locked and its owner count decides: one owner, it is made
  * writable in place (the core keeps it locked until the PTE is writable,
  * which is what lets a snapshot mark it safely under the page lock);
@@ -36,12 +37,7 @@ static vm_fault_t cowsnap_live_fault(struct vm_fault *vmf)
 		up_read(&r->fault_sem);
 		cowsnap_count(&cowsnap_stats.write_faults, 1);
 	} else {
-		page = cowsnap_live_get_locked(r, idx);
-		if (!page) {
-			down_read(&r->fault_sem);
-			page = cowsnap_live_get_filled(r, idx);
-			up_read(&r->fault_sem);
-		}
+		page = cowsnap_live_get_for_read(r, idx);
 		cowsnap_count(&cowsnap_stats.read_faults, 1);
 	}
 	if (IS_ERR(page))
@@ -57,6 +53,11 @@ static vm_fault_t cowsnap_live_mkwrite(struct vm_fault *vmf)
 	pgoff_t idx = vmf->pgoff;
 	struct page *new;
 
+	if (page == cowsnap_zero_page) {
+		/* A hole read before: refault as a write, which fills it. */
+		unmap_mapping_pages(r->inode->i_mapping, idx, 1, false);
+		return VM_FAULT_NOPAGE;
+	}
 	down_read(&r->fault_sem);
 	lock_page(page);
 	if (xa_load(&r->pages, idx) != page) {

@@ -11,6 +11,11 @@
  * hold their own references, so a page leaves memory only when its last
  * owner, mapping and pin are gone.
  *
+ * A read fault on a hole maps cowsnap_zero_page, read-only, so reads
+ * allocate nothing.  Its page lock orders such a fault against the fill of
+ * that hole: the fault re-checks the hole under it, the fill zaps the
+ * index under it (cowsnap_live_fill()).
+ *
  * Locking: see cowsnap.h.  Lookups are lockless (RCU, then a reference,
  * then a re-check of the entry); changes to a live entry happen with the
  * old page locked and fault_sem held (read for faults, write for restore).
@@ -20,6 +25,7 @@
 #include <linux/sched/signal.h>
 #include <linux/uaccess.h>
 #include "cowsnap.h"
+#include "cowsnap_trace.h"
 
 struct page *cowsnap_zero_page;
 
@@ -134,6 +140,22 @@ struct page *cowsnap_live_get_locked(struct cowsnap_region *r, pgoff_t idx)
 }
 
 /*
+ * Hole @idx just got a page: zap the zero page a read fault may have mapped
+ * there.  Under the zero page's lock, so a read fault that saw the hole
+ * before the store has installed its PTE by then.
+ */
+void cowsnap_live_filled(struct cowsnap_region *r, pgoff_t idx)
+{
+	/* Pairs with the barrier in cowsnap_live_get_for_read(). */
+	smp_mb();
+	if (READ_ONCE(r->zero_mapped)) {
+		lock_page(cowsnap_zero_page);
+		unmap_mapping_pages(r->inode->i_mapping, idx, 1, false);
+		unlock_page(cowsnap_zero_page);
+	}
+}
+
+/*
  * Fill hole @idx with a zeroed page; return it referenced and locked,
  * ERR_PTR(-EEXIST) if the hole was filled meanwhile, or ERR_PTR(-ENOMEM).
  * Caller holds fault_sem for read.
@@ -159,7 +181,32 @@ static struct page *cowsnap_live_fill(struct cowsnap_region *r, pgoff_t idx)
 	xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
 	atomic_long_inc(&r->nr_pages);
 	get_page(page);
+	cowsnap_live_filled(r, idx);
 	return page;
+}
+
+/*
+ * For a read fault: the live page at @idx, or cowsnap_zero_page for a hole,
+ * referenced and locked (the zero page while @idx is still a hole).
+ */
+struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx)
+{
+	struct page *page;
+
+	for (;;) {
+		page = cowsnap_live_get_locked(r, idx);
+		if (page)
+			return page;
+		WRITE_ONCE(r->zero_mapped, true);
+		/* Pairs with the barrier in cowsnap_live_fill(). */
+		smp_mb();
+		lock_page(cowsnap_zero_page);
+		if (!xa_load(&r->pages, idx)) {
+			get_page(cowsnap_zero_page);
+			return cowsnap_zero_page;
+		}
+		unlock_page(cowsnap_zero_page);
+	}
 }
 
 /*
@@ -204,6 +251,7 @@ struct page *cowsnap_live_cow(struct cowsnap_region *r, pgoff_t idx,
 	put_page(old);		/* the live view's; the caller holds its own */
 	cowsnap_count(&cowsnap_stats.cow_faults, 1);
 	cowsnap_count(&cowsnap_stats.bytes_copied, PAGE_SIZE);
+	trace_cowsnap_cow(r->name, idx);
 	return new;
 }
 

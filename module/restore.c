@@ -17,6 +17,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "cowsnap.h"
+#include "cowsnap_trace.h"
 
 #define COWSNAP_DIFF_BATCH	1024
 
@@ -38,8 +39,10 @@ static void cowsnap_live_replace(struct cowsnap_region *r, pgoff_t idx,
 		/* Over an entry or a reservation: allocates nothing. */
 		xa_store(&r->pages, idx, new, GFP_NOWAIT);
 		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-		if (!old)
+		if (!old) {
 			atomic_long_inc(&r->nr_pages);
+			cowsnap_live_filled(r, idx);
+		}
 	} else {
 		xa_erase(&r->pages, idx);
 		atomic_long_dec(&r->nr_pages);
@@ -150,11 +153,14 @@ long cowsnap_ioc_restore(struct cowsnap_region *r, void __user *argp)
 		   arg.expect_newest != cowsnap_newest_id(r)) {
 		n = -EXDEV;
 	} else {
+		bool walk = r->base_id != s->id;
+
 		down_write(&r->fault_sem);
-		if (r->base_id == s->id)
-			n = cowsnap_restore_dirty(r, s);
-		else
+		if (walk)
 			n = cowsnap_restore_walk(r, s);
+		else
+			n = cowsnap_restore_dirty(r, s);
+		trace_cowsnap_restore(r->name, s->id, n, walk);
 		if (n >= 0)
 			r->base_id = s->id;
 		up_write(&r->fault_sem);

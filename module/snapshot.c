@@ -27,6 +27,7 @@
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include "cowsnap.h"
+#include "cowsnap_trace.h"
 
 #define COWSNAP_LIST_BATCH	64
 
@@ -278,6 +279,8 @@ long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
 	}
 	s->ctime_ns = ktime_get_real_ns();
 	err = cowsnap_snap_take(r, s);
+	trace_cowsnap_snapshot(r->name, err ? 0 : r->next_id, s->nr_pages,
+			       err);
 	if (err)
 		goto out_free;
 	s->id = r->next_id++;
@@ -359,8 +362,10 @@ long cowsnap_ioc_snap_delete(struct cowsnap_region *r, void __user *argp)
 		return -EINVAL;
 	mutex_lock(&r->lock);
 	s = cowsnap_snap_find(r, arg.id);
-	if (s)
+	if (s) {
+		trace_cowsnap_delete(r->name, s->id, s->nr_pages);
 		cowsnap_snap_unlink(r, s);
+	}
 	mutex_unlock(&r->lock);
 	return s ? 0 : -ENOENT;
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -954,4 +955,165 @@ TEST(proc_cowsnap_lists_regions_and_snapshots)
 	ASSERT_EQ(found, 3);
 	close(fd);
 	cs_destroy_quiet("core-proc");
+}
+
+TEST_F(region, reading_holes_allocates_nothing_and_stays_coherent)
+{
+	struct cowsnap_extent ext[4];
+	struct cowsnap_diff d = { .extents = (uintptr_t)ext, .count = 4 };
+	long long alloc0 = proc_counter("pages_allocated");
+	volatile char *q;
+	struct cowsnap_info info;
+	int fd2, status;
+	char buf[PG];
+	pid_t pid;
+
+	ASSERT_TRUE(all_zero(self->p, SZ));
+	ASSERT_EQ(cs_info(self->fd, &info), 0);
+	ASSERT_EQ(info.resident_pages, 0);
+	ASSERT_EQ(proc_counter("pages_allocated"), alloc0);
+
+	/* A second mapping of page 9 holds the zero page; stores fill it. */
+	fd2 = cs_open();
+	ASSERT_EQ(cs_attach(fd2, self->name), 0);
+	q = cs_map(fd2, SZ);
+	ASSERT_EQ(q[9 * PG], 0);
+	self->p[9 * PG] = 'a';			/* store through a mapping */
+	ASSERT_EQ(q[9 * PG], 'a');
+	memset(buf, 'b', PG);
+	ASSERT_EQ(q[10 * PG], 0);
+	ASSERT_EQ(pwrite(self->fd, buf, PG, 10 * PG), PG);	/* write() */
+	ASSERT_EQ(q[10 * PG], 'b');
+	ASSERT_EQ(self->p[10 * PG], 'b');
+	/* A child that read the hole sees the parent's later store. */
+	ASSERT_EQ(q[11 * PG], 0);
+	pid = fork();
+	if (!pid) {
+		while (q[11 * PG] != 'c')
+			;
+		_exit(0);
+	}
+	usleep(10000);
+	self->p[11 * PG] = 'c';
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_EQ(status, 0);
+	ASSERT_EQ(cs_info(self->fd, &info), 0);
+	ASSERT_EQ(info.resident_pages, 3);
+
+	/* Reads after a snapshot leave nothing for diff to report. */
+	ASSERT_EQ(cs_snap(self->fd, NULL), 1);
+	ASSERT_TRUE(all_zero(self->p + 20 * PG, 20 * PG));
+	d.from = 1;
+	ASSERT_EQ(ioctl(self->fd, COWSNAP_IOC_DIFF, &d), 0);
+	ASSERT_EQ(d.count, 0);
+	/* A hole written after the snapshot reads as zero there. */
+	self->p[30 * PG] = 'd';
+	{
+		int sfd = cs_snap_open(self->fd, 1);
+		char c = 1;
+
+		ASSERT_EQ(pread(sfd, &c, 1, 30 * PG), 1);
+		ASSERT_EQ(c, 0);
+		close(sfd);
+	}
+	ASSERT_EQ(cs_restore(self->fd, 1, 0), 1);
+	ASSERT_EQ(self->p[30 * PG], 0);
+	ASSERT_EQ(q[30 * PG], 0);
+}
+
+struct hole_race {
+	volatile char *p;
+	atomic_int stop;
+};
+
+static void *hole_reader(void *arg)
+{
+	struct hole_race *hr = arg;
+
+	while (!atomic_load(&hr->stop)) {
+		size_t i;
+
+		for (i = 0; i < NPG; i++)
+			(void)hr->p[i * PG + 8];
+	}
+	return NULL;
+}
+
+/* Readers keep mapping the zero page while holes are filled and restored. */
+TEST_F(region, hole_fills_racing_readers_are_seen_by_all)
+{
+	struct hole_race hr = { .p = self->p };
+	pthread_t t[2];
+	int round, i;
+
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(pthread_create(&t[i], NULL, hole_reader, &hr), 0);
+	ASSERT_EQ(cs_snap(self->fd, NULL), 1);	/* all holes */
+	for (round = 0; round < 50; round++) {
+		size_t k;
+
+		for (k = 0; k < NPG; k++)
+			self->p[k * PG + 8] = round + 1;
+		for (k = 0; k < NPG; k++)
+			if (self->p[k * PG + 8] != round + 1)
+				FAIL("round %d page %zu", round, k);
+		ASSERT_EQ(cs_restore(self->fd, 1, 0), NPG);
+		for (k = 0; k < NPG; k++)
+			if (self->p[k * PG + 8] != 0)
+				FAIL("round %d page %zu after restore", round, k);
+	}
+	atomic_store(&hr.stop, 1);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* Write @val to tracefs file @file; 0 on success. */
+static int tracefs_write(const char *file, const char *val)
+{
+	char path[128];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/%s", file);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (int)strlen(val) ? 0 : -1;
+}
+
+TEST_F(region, tracepoints_report_snapshot_cow_restore_delete)
+{
+	static char buf[1 << 16];
+	const char *want[] = {
+		"cowsnap_snapshot: region=", "id=1 pages=1 err=0",
+		"cowsnap_cow: region=", "index=2",
+		"cowsnap_restore: region=", "pages=1 walked=0",
+		"cowsnap_delete: region=",
+	};
+	unsigned int i;
+	ssize_t n;
+	int fd;
+
+	mkdir("/sys/kernel/tracing", 0755);
+	mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL);
+	ASSERT_EQ(tracefs_write("trace", ""), 0);
+	ASSERT_EQ(tracefs_write("events/cowsnap/enable", "1"), 0);
+	ASSERT_EQ(tracefs_write("tracing_on", "1"), 0);
+	self->p[2 * PG] = 1;
+	ASSERT_EQ(cs_snap(self->fd, NULL), 1);
+	self->p[2 * PG] = 2;
+	ASSERT_EQ(cs_restore(self->fd, 1, 0), 1);
+	ASSERT_EQ(cs_snap_delete(self->fd, 1), 0);
+	ASSERT_EQ(tracefs_write("events/cowsnap/enable", "0"), 0);
+	fd = open("/sys/kernel/tracing/trace", O_RDONLY);
+	ASSERT_GE(fd, 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	ASSERT_GT(n, 0);
+	buf[n] = 0;
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(buf, want[i]))
+			FAIL("trace lacks \"%s\":\n%s", want[i], buf);
+	ASSERT_TRUE(strstr(buf, self->name) != NULL);
 }
