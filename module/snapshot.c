@@ -197,6 +197,26 @@ static int cowsnap_batch_store(struct xarray *xa, struct cowsnap_batch *b)
 	return xas_error(&xas);
 }
 
+/* The new base: clear the marks of entries dirty since the old one. */
+static void cowsnap_clear_dirty(struct xarray *xa)
+{
+	XA_STATE(xas, xa, 0);
+	unsigned int n = 0;
+	struct page *page;
+
+	xas_lock(&xas);
+	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_DIRTY) {
+		xas_clear_mark(&xas, COWSNAP_MARK_DIRTY);
+		if (++n % 4096)
+			continue;
+		xas_pause(&xas);
+		xas_unlock(&xas);
+		cond_resched();
+		xas_lock(&xas);
+	}
+	xas_unlock(&xas);
+}
+
 /*
  * Fill @s with the live view of @r; caller holds r->lock.  With fault_sem
  * held for write the live xarray cannot change: store faults and hole fills
@@ -206,7 +226,6 @@ static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
 	struct cowsnap_batch *b = kmalloc(sizeof(*b), GFP_KERNEL);
 	unsigned long idx = 0;
-	struct page *page;
 	unsigned int i;
 	int err = 0;
 
@@ -236,9 +255,7 @@ static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 		cond_resched();
 	}
 	kfree(b);
-	/* The new base: only entries dirty since the old one are marked. */
-	xa_for_each_marked(&r->pages, idx, page, COWSNAP_MARK_DIRTY)
-		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
+	cowsnap_clear_dirty(&r->pages);
 	cowsnap_protect_mappings(r);
 	if (!err)
 		err = cowsnap_snap_copy_pinned(r, s);
