@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Module life cycle, device node, handshake, /proc/cowsnap. */
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <linux/cowsnap.h>
 #include "harness.h"
 #include "util.h"
@@ -109,4 +111,52 @@ TEST(rmmod_refused_while_handle_open)
 	close(fd);
 	ASSERT_EQ(mod_unload(), 0);
 	ASSERT_EQ(mod_load(""), 0);
+}
+
+/* A fault past the page budget is SIGBUS for that thread, nothing else. */
+TEST(page_budget_exhaustion_is_sigbus_not_oom)
+{
+	struct cowsnap_create c = { .name = "mod-budget", .size = 64 * 4096,
+				    .mode = 0600 };
+	char buf[4096] = { 1 };
+	int fd, status, i;
+	char *p;
+	pid_t pid;
+
+	reload_default();
+	ASSERT_EQ(mod_unload(), 0);
+	ASSERT_EQ(mod_load("max_pages=16"), 0);
+	fd = open(COWSNAP_DEV, O_RDWR);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(ioctl(fd, COWSNAP_IOC_CREATE, &c), 0);
+	p = mmap(NULL, 64 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_TRUE(p != MAP_FAILED);
+	for (i = 0; i < 16; i++)
+		p[i * 4096] = 1;
+	pid = fork();
+	if (!pid) {
+		p[16 * 4096] = 1;	/* the 17th page */
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGBUS);
+	ASSERT_ERRNO(pwrite(fd, buf, 4096, 20 * 4096), ENOMEM);
+	ASSERT_GE(proc_counter("alloc_failures"), 2);
+	ASSERT_EQ(proc_counter("pages_allocated"), 16);
+	/* Reads of holes need no page; the data already there is intact. */
+	ASSERT_EQ(p[30 * 4096], 0);
+	for (i = 0; i < 16; i++)
+		ASSERT_EQ(p[i * 4096], 1);
+	munmap(p, 64 * 4096);
+	close(fd);
+	fd = open(COWSNAP_DEV, O_RDWR);
+	{
+		struct cowsnap_name n = { .name = "mod-budget" };
+
+		ASSERT_EQ(ioctl(fd, COWSNAP_IOC_DESTROY, &n), 0);
+	}
+	close(fd);
+	ASSERT_EQ(proc_counter("pages_allocated"), 0);
+	reload_default();
 }
