@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -1116,4 +1117,110 @@ TEST_F(region, tracepoints_report_snapshot_cow_restore_delete)
 		if (!strstr(buf, want[i]))
 			FAIL("trace lacks \"%s\":\n%s", want[i], buf);
 	ASSERT_TRUE(strstr(buf, self->name) != NULL);
+}
+
+/* A page referenced by a pipe (vmsplice) at snapshot time goes to the
+ * snapshot as a copy; the live page stays the pipe's. */
+TEST_F(region, vmspliced_page_is_copied_into_the_snapshot)
+{
+	struct iovec iov = { .iov_base = self->p + 4 * PG, .iov_len = PG };
+	long long pinned0;
+	char buf[PG];
+	int pfd[2], sfd;
+	uint64_t id;
+
+	fill_page(self->p, 4, 1);
+	ASSERT_EQ(pipe(pfd), 0);
+	ASSERT_EQ(vmsplice(pfd[1], &iov, 1, 0), PG);
+	pinned0 = proc_counter("pinned_copies");
+	id = cs_snap(self->fd, NULL);
+	ASSERT_NE(id, 0);
+	ASSERT_EQ(proc_counter("pinned_copies"), pinned0 + 1);
+	fill_page(self->p, 4, 2);
+	sfd = cs_snap_open(self->fd, id);
+	ASSERT_EQ(pread(sfd, buf, PG, 4 * PG), PG);
+	{
+		char *want = malloc(5 * PG);
+
+		fill_page(want, 4, 1);
+		ASSERT_EQ(memcmp(buf, want + 4 * PG, PG), 0);
+		free(want);
+	}
+	close(sfd);
+	/* The pipe still references the live page: it reads the new data. */
+	ASSERT_EQ(read(pfd[0], buf, PG), PG);
+	ASSERT_EQ(memcmp(buf, self->p + 4 * PG, PG), 0);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/* Pages are charged to the faulting task's memory cgroup; over its limit a
+ * fault is SIGBUS, and no task is OOM-killed. */
+TEST(pages_charged_to_memcg_and_limit_is_sigbus)
+{
+	const size_t size = 16UL << 20;
+	char path[128], line[128];
+	long long cur0, cur1;
+	int fd, status, cfd;
+	FILE *f;
+	char *p;
+	pid_t pid;
+
+	mkdir("/sys/fs/cgroup", 0755);
+	mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL);
+	if (access("/sys/fs/cgroup/cgroup.subtree_control", F_OK))
+		FAIL("no cgroup2");
+	cfd = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY);
+	ASSERT_GE(cfd, 0);
+	ASSERT_EQ(write(cfd, "+memory", 7), 7);
+	close(cfd);
+	mkdir("/sys/fs/cgroup/cowsnap-test", 0755);
+	fd = cs_region("core-memcg", size);
+	ASSERT_GE(fd, 0);
+	p = cs_map(fd, size);
+	pid = fork();
+	if (!pid) {
+		char me[32];
+		int c = open("/sys/fs/cgroup/cowsnap-test/cgroup.procs", O_WRONLY);
+
+		snprintf(me, sizeof(me), "%d", getpid());
+		if (c < 0 || write(c, me, strlen(me)) < 0)
+			_exit(2);
+		close(c);
+		c = open("/sys/fs/cgroup/cowsnap-test/memory.max", O_WRONLY);
+		if (c < 0 || write(c, "8M", 2) != 2)
+			_exit(3);
+		close(c);
+		memset(p, 1, 4UL << 20);	/* 4 MiB: within the limit */
+		kill(getpid(), SIGSTOP);
+		memset(p + (4UL << 20), 1, 12UL << 20);	/* beyond it */
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, WUNTRACED), pid);
+	ASSERT_TRUE(WIFSTOPPED(status));
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/cowsnap-test/memory.current");
+	f = fopen(path, "r");
+	ASSERT_TRUE(f != NULL);
+	ASSERT_EQ(fscanf(f, "%lld", &cur0), 1);
+	fclose(f);
+	ASSERT_GE(cur0, 4LL << 20);
+	kill(pid, SIGCONT);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGBUS);
+	f = fopen("/sys/fs/cgroup/cowsnap-test/memory.events", "r");
+	ASSERT_TRUE(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "oom_kill ", 9))
+			ASSERT_EQ(atoll(line + 9), 0);
+	fclose(f);
+	munmap(p, size);
+	close(fd);
+	cs_destroy_quiet("core-memcg");
+	/* Freed pages are uncharged. */
+	f = fopen(path, "r");
+	ASSERT_EQ(fscanf(f, "%lld", &cur1), 1);
+	fclose(f);
+	ASSERT_LT(cur1, 1LL << 20);
+	rmdir("/sys/fs/cgroup/cowsnap-test");
 }
