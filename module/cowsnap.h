@@ -154,6 +154,7 @@ struct page *cowsnap_live_get_locked(struct cowsnap_region *r, pgoff_t idx);
 struct page *cowsnap_live_get_filled(struct cowsnap_region *r, pgoff_t idx);
 struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx);
 void cowsnap_live_filled(struct cowsnap_region *r, pgoff_t idx);
+bool cowsnap_zero_page_usable(void);
 struct page *cowsnap_live_get_writable(struct cowsnap_region *r, pgoff_t idx);
 struct page *cowsnap_live_cow(struct cowsnap_region *r, pgoff_t idx,
 			      struct page *old);
@@ -168,6 +169,7 @@ struct cowsnap_region *cowsnap_region_alloc(const char *name, u64 size,
 int cowsnap_region_publish(struct cowsnap_region *r);
 struct cowsnap_region *cowsnap_region_find(const char *name);
 int cowsnap_region_destroy(const char *name);
+void cowsnap_region_unpublish(struct cowsnap_region *r);
 void cowsnap_region_put(struct cowsnap_region *r);
 int cowsnap_region_permission(struct cowsnap_region *r, int mask);
 unsigned long cowsnap_count_owned(struct xarray *xa, unsigned long owners,

@@ -38,6 +38,11 @@ static vm_fault_t cowsnap_live_fault(struct vm_fault *vmf)
 		cowsnap_count(&cowsnap_stats.write_faults, 1);
 	} else {
 		page = cowsnap_live_get_for_read(r, idx);
+		if (!page) {
+			down_read(&r->fault_sem);
+			page = cowsnap_live_get_filled(r, idx);
+			up_read(&r->fault_sem);
+		}
 		cowsnap_count(&cowsnap_stats.read_faults, 1);
 	}
 	if (IS_ERR(page))

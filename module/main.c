@@ -7,6 +7,7 @@
  */
 #include <linux/cred.h>
 #include <linux/miscdevice.h>
+#include <linux/sched/mm.h>
 #include <linux/module.h>
 #include <linux/uaccess.h>
 #include "cowsnap.h"
@@ -110,9 +111,11 @@ static long cowsnap_ioc_create(struct file *file, void __user *argp)
 		return ret;
 	}
 	/* The creator's access follows its open mode, as with O_CREAT. */
+	kref_get(&r->ref);
 	ret = cowsnap_handle_attach(file, r, file->f_mode & FMODE_WRITE);
 	if (ret)	/* lost a race with another attach on this handle */
-		cowsnap_region_destroy(arg.name);
+		cowsnap_region_unpublish(r);
+	cowsnap_region_put(r);
 	return ret;
 }
 
@@ -280,6 +283,26 @@ static int cowsnap_mmap(struct file *file, struct vm_area_struct *vma)
 	return cowsnap_live_mmap(r, h->writable, vma);
 }
 
+/*
+ * Called before the VFS takes mapping_map_writable() on file->f_mapping:
+ * refusing unattached handles here means that mapping is the region's, so
+ * an attach racing an mmap cannot unbalance i_mmap_writable.
+ */
+static unsigned long cowsnap_get_unmapped_area(struct file *file,
+					       unsigned long addr,
+					       unsigned long len,
+					       unsigned long pgoff,
+					       unsigned long flags)
+{
+	if (!cowsnap_handle_region(file))
+		return -ENODEV;
+#ifdef COWSNAP_HAVE_MM_GET_UNMAPPED_AREA
+	return mm_get_unmapped_area(current->mm, file, addr, len, pgoff, flags);
+#else
+	return current->mm->get_unmapped_area(file, addr, len, pgoff, flags);
+#endif
+}
+
 static ssize_t cowsnap_read(struct file *file, char __user *buf, size_t len,
 			    loff_t *ppos)
 {
@@ -318,6 +341,7 @@ static const struct file_operations cowsnap_dev_fops = {
 	.write		= cowsnap_write,
 	.llseek		= cowsnap_llseek,
 	.mmap		= cowsnap_mmap,
+	.get_unmapped_area = cowsnap_get_unmapped_area,
 	.unlocked_ioctl	= cowsnap_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
 };

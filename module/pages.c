@@ -168,7 +168,8 @@ static struct page *cowsnap_live_fill(struct cowsnap_region *r, pgoff_t idx)
 	if (!page)
 		return ERR_PTR(-ENOMEM);
 	__folio_set_locked(page_folio(page));
-	err = xa_insert(&r->pages, idx, page, GFP_KERNEL);
+	err = xa_insert(&r->pages, idx, page, GFP_KERNEL_ACCOUNT |
+			__GFP_RETRY_MAYFAIL | __GFP_NOWARN);
 	if (err) {
 		__folio_clear_locked(page_folio(page));
 		cowsnap_page_disown(page);
@@ -186,8 +187,19 @@ static struct page *cowsnap_live_fill(struct cowsnap_region *r, pgoff_t idx)
 }
 
 /*
+ * Every PTE of the zero page holds a reference (it is a normal page, not
+ * the kernel's special zero PFN): stop handing it out long before the
+ * count could overflow; holes are then filled or given a page of their own.
+ */
+bool cowsnap_zero_page_usable(void)
+{
+	return page_ref_count(cowsnap_zero_page) < (1 << 30);
+}
+
+/*
  * For a read fault: the live page at @idx, or cowsnap_zero_page for a hole,
- * referenced and locked (the zero page while @idx is still a hole).
+ * referenced and locked (the zero page while @idx is still a hole); NULL if
+ * the zero page is not usable.
  */
 struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx)
 {
@@ -197,8 +209,10 @@ struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx)
 		page = cowsnap_live_get_locked(r, idx);
 		if (page)
 			return page;
+		if (!cowsnap_zero_page_usable())
+			return NULL;	/* the caller fills the hole */
 		WRITE_ONCE(r->zero_mapped, true);
-		/* Pairs with the barrier in cowsnap_live_fill(). */
+		/* Pairs with the barrier in cowsnap_live_filled(). */
 		smp_mb();
 		lock_page(cowsnap_zero_page);
 		if (!xa_load(&r->pages, idx)) {

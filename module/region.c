@@ -84,8 +84,10 @@ int cowsnap_name_check(const char *name, bool may_be_empty)
 		return may_be_empty ? 0 : -EINVAL;
 	if (name[0] == '.')
 		return -EINVAL;
+	/* ASCII only: the kernel's isalnum() also takes Latin-1 letters. */
 	for (i = 0; i < len; i++)
-		if (!isalnum(name[i]) && !strchr("._-", name[i]))
+		if (!isascii(name[i]) ||
+		    (!isalnum(name[i]) && !strchr("._-", name[i])))
 			return -EINVAL;
 	return 0;
 }
@@ -188,6 +190,22 @@ int cowsnap_region_destroy(const char *name)
 	mutex_unlock(&cowsnap_regions_lock);
 	cowsnap_region_put(r);
 	return 0;
+}
+
+/* Take @r itself out of the name table, if it is still there. */
+void cowsnap_region_unpublish(struct cowsnap_region *r)
+{
+	bool listed;
+
+	mutex_lock(&cowsnap_regions_lock);
+	listed = !r->destroyed && !list_empty(&r->node);
+	if (listed) {
+		list_del_init(&r->node);
+		r->destroyed = true;
+	}
+	mutex_unlock(&cowsnap_regions_lock);
+	if (listed)
+		cowsnap_region_put(r);
 }
 
 static void cowsnap_region_release(struct kref *ref)

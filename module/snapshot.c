@@ -112,9 +112,10 @@ static int cowsnap_snap_copy_pinned(struct cowsnap_region *r,
 #define COWSNAP_CLEAN_CHUNK	(8 * PAGE_SIZE)	/* pages per bitmap */
 
 /*
- * Step 2: write-protect every PTE of @r and clean it.  A PTE left dirty
- * would let mprotect() make it writable again without a fault
- * (can_change_pte_writable()); the dirty bits themselves are not needed.
+ * Step 2: write-protect every PTE of @r, then zap the ones that are dirty.
+ * mprotect() makes a dirty read-only PTE writable again without a fault
+ * (can_change_pte_writable()), even between the two walks; a zapped PTE
+ * cannot be.  Clean read-only PTEs stay, so most reads do not refault.
  */
 static void cowsnap_protect_mappings(struct cowsnap_region *r)
 {
@@ -139,8 +140,14 @@ static void cowsnap_protect_mappings(struct cowsnap_region *r)
 		pgoff_t start = 0, end = 0;
 
 		if (clean_record_shared_mapping_range(mapping, first, nr, first,
-						      bitmap, &start, &end))
+						      bitmap, &start, &end)) {
+			unsigned long b, e;
+
+			for_each_set_bitrange(b, e, bitmap, nr)
+				unmap_mapping_pages(mapping, first + b, e - b,
+						    false);
 			bitmap_zero(bitmap, COWSNAP_CLEAN_CHUNK);
+		}
 		idx = first + nr;
 		if (idx >= r->npages)
 			break;
@@ -387,12 +394,6 @@ long cowsnap_ioc_snap_delete(struct cowsnap_region *r, void __user *argp)
 	return s ? 0 : -ENOENT;
 }
 
-/* An open snapshot fd: the snapshot, and its region for the size. */
-struct cowsnap_snap_file {
-	struct cowsnap_region *region;
-	struct cowsnap_snap *snap;
-};
-
 static vm_fault_t cowsnap_snap_fault(struct vm_fault *vmf)
 {
 	struct cowsnap_snap *s = vmf->vma->vm_private_data;
@@ -401,9 +402,18 @@ static vm_fault_t cowsnap_snap_fault(struct vm_fault *vmf)
 	if (vmf->pgoff >= s->npages)
 		return VM_FAULT_SIGBUS;
 	page = xa_load(&s->pages, vmf->pgoff);
-	if (!page)
+	if (page) {
+		get_page(page);
+	} else if (cowsnap_zero_page_usable()) {
 		page = cowsnap_zero_page;	/* never writable here */
-	get_page(page);
+		get_page(page);
+	} else {
+		/* Freed with its PTE; read-only, so never seen written. */
+		page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT |
+				  __GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+		if (!page)
+			return VM_FAULT_SIGBUS;
+	}
 	vmf->page = page;
 	cowsnap_count(&cowsnap_stats.read_faults, 1);
 	return 0;
@@ -415,8 +425,7 @@ static const struct vm_operations_struct cowsnap_snap_vm_ops = {
 
 static int cowsnap_snap_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct cowsnap_snap_file *sf = file->private_data;
-	struct cowsnap_snap *s = sf->snap;
+	struct cowsnap_snap *s = file->private_data;
 
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
@@ -436,26 +445,24 @@ static int cowsnap_snap_mmap(struct file *file, struct vm_area_struct *vma)
 static ssize_t cowsnap_snap_read(struct file *file, char __user *buf,
 				 size_t len, loff_t *ppos)
 {
-	struct cowsnap_snap_file *sf = file->private_data;
+	struct cowsnap_snap *s = file->private_data;
 
-	return cowsnap_pages_read(&sf->snap->pages, sf->region->size, buf, len,
-				  ppos);
+	return cowsnap_pages_read(&s->pages, (u64)s->npages << PAGE_SHIFT, buf,
+				  len, ppos);
 }
 
 static loff_t cowsnap_snap_llseek(struct file *file, loff_t off, int whence)
 {
-	struct cowsnap_snap_file *sf = file->private_data;
+	struct cowsnap_snap *s = file->private_data;
 
-	return fixed_size_llseek(file, off, whence, sf->region->size);
+	return fixed_size_llseek(file, off, whence,
+				 (loff_t)s->npages << PAGE_SHIFT);
 }
 
 static int cowsnap_snap_file_release(struct inode *inode, struct file *file)
 {
-	struct cowsnap_snap_file *sf = file->private_data;
-
-	cowsnap_snap_put(sf->snap);
-	cowsnap_region_put(sf->region);
-	kfree(sf);
+	/* Only the snapshot: a destroyed region's other pages go now. */
+	cowsnap_snap_put(file->private_data);
 	return 0;
 }
 
@@ -470,7 +477,7 @@ static const struct file_operations cowsnap_snap_fops = {
 long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
 {
 	struct cowsnap_snap_open arg;
-	struct cowsnap_snap_file *sf;
+	struct cowsnap_snap *s;
 	struct file *file;
 	int fd;
 
@@ -478,26 +485,19 @@ long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
 		return -EFAULT;
 	if ((arg.flags & ~COWSNAP_OPEN_CLOEXEC) || arg.reserved)
 		return -EINVAL;
-	sf = kzalloc(sizeof(*sf), GFP_KERNEL);
-	if (!sf)
-		return -ENOMEM;
 	mutex_lock(&r->lock);
-	sf->snap = cowsnap_snap_find(r, arg.id);
-	if (sf->snap)
-		kref_get(&sf->snap->ref);
+	s = cowsnap_snap_find(r, arg.id);
+	if (s)
+		kref_get(&s->ref);
 	mutex_unlock(&r->lock);
-	if (!sf->snap) {
-		kfree(sf);
+	if (!s)
 		return -ENOENT;
-	}
-	kref_get(&r->ref);
-	sf->region = r;
 
 	fd = get_unused_fd_flags(O_RDONLY |
 				 (arg.flags & COWSNAP_OPEN_CLOEXEC ? O_CLOEXEC : 0));
 	if (fd < 0)
 		goto err;
-	file = cowsnap_file_new("cowsnap-snapshot", &cowsnap_snap_fops, sf,
+	file = cowsnap_file_new("cowsnap-snapshot", &cowsnap_snap_fops, s,
 				O_RDONLY);
 	if (IS_ERR(file)) {
 		put_unused_fd(fd);
@@ -507,8 +507,6 @@ long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
 	fd_install(fd, file);
 	return fd;
 err:
-	cowsnap_snap_put(sf->snap);
-	cowsnap_region_put(r);
-	kfree(sf);
+	cowsnap_snap_put(s);
 	return fd;
 }

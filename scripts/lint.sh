@@ -39,9 +39,11 @@ while read -r short abi _ _ kdir; do
 	d=build/lint-$short
 	rm -rf "$d" && mkdir -p "$d"
 	cp -r Kbuild module include "$d/"
-	out=$(make -C "$kdir" M="$top/$d" W=1 C=2 KCFLAGS=-Werror modules 2>&1 |
-		grep -E 'warning|error|sparse' | grep -v 'Skipping BTF')
-	if [ -n "$out" ]; then
+	log=$(make -C "$kdir" M="$top/$d" W=1 C=2 KCFLAGS=-Werror modules 2>&1)
+	status=$?
+	out=$(echo "$log" | grep -iE 'warning|error|sparse' | grep -v 'Skipping BTF')
+	if [ "$status" -ne 0 ] || [ -n "$out" ]; then
+		[ -n "$out" ] || out=$(echo "$log" | tail -n 5)
 		echo "FAIL lint.sparse-w1-$short"; echo "$out" | sed 's/^/    /'; rc=1
 	else
 		echo "PASS lint.sparse-w1-$short"

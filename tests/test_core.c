@@ -742,6 +742,7 @@ TEST(create_rejects_bad_input_and_changes_nothing)
 	ASSERT_ERRNO(cs_create(fd, ".hidden", PG, 0600), EINVAL);
 	ASSERT_ERRNO(cs_create(fd, "a/b", PG, 0600), EINVAL);
 	ASSERT_ERRNO(cs_create(fd, "a b", PG, 0600), EINVAL);
+	ASSERT_ERRNO(cs_create(fd, "caf\xe9", PG, 0600), EINVAL);	/* Latin-1 */
 	memset(name, 'x', sizeof(name));
 	name[63] = 0;
 	ASSERT_EQ(cs_create(fd, name, PG, 0600), 0);	/* 63 bytes: ok */
@@ -1223,4 +1224,89 @@ TEST(pages_charged_to_memcg_and_limit_is_sigbus)
 	fclose(f);
 	ASSERT_LT(cur1, 1LL << 20);
 	rmdir("/sys/fs/cgroup/cowsnap-test");
+}
+
+struct flipper {
+	char *p;
+	atomic_int stop;
+};
+
+/* mprotect() read-only and back, then store: forever. */
+static void *flip_fn(void *arg)
+{
+	struct flipper *f = arg;
+	uint64_t n = 0;
+
+	while (!atomic_load(&f->stop)) {
+		size_t i;
+
+		mprotect(f->p, SZ, PROT_READ);
+		mprotect(f->p, SZ, PROT_READ | PROT_WRITE);
+		for (i = 0; i < NPG; i++)
+			((volatile uint64_t *)(f->p + i * PG))[0] = ++n;
+	}
+	return NULL;
+}
+
+/* A dirty PTE made writable by mprotect() must not write into a snapshot. */
+TEST_F(region, snapshot_unchanged_while_a_thread_flips_mprotect)
+{
+	struct flipper f = { .p = self->p };
+	pthread_t t;
+	int round;
+
+	ASSERT_EQ(pthread_create(&t, NULL, flip_fn, &f), 0);
+	for (round = 0; round < 100; round++) {
+		uint64_t id = cs_snap(self->fd, NULL);
+		char *a, *b;
+
+		ASSERT_NE(id, 0);
+		a = snap_read(self->fd, id, SZ);
+		usleep(3000);
+		b = snap_read(self->fd, id, SZ);
+		if (memcmp(a, b, SZ))
+			FAIL("round %d: snapshot changed", round);
+		free(a);
+		free(b);
+		ASSERT_EQ(cs_snap_delete(self->fd, id), 0);
+	}
+	atomic_store(&f.stop, 1);
+	pthread_join(t, NULL);
+}
+
+/* An open snapshot fd keeps its own pages, not the destroyed region's. */
+TEST(snapshot_fd_outliving_its_region_holds_only_its_pages)
+{
+	long long base = proc_counter("pages_allocated");
+	int fd = cs_region("core-outlive", SZ), sfd;
+	char *p, buf[PG];
+	size_t i;
+
+	ASSERT_GE(fd, 0);
+	p = cs_map(fd, SZ);
+	for (i = 0; i < 4; i++)
+		fill_page(p, i, 1);
+	ASSERT_EQ(cs_snap(fd, NULL), 1);
+	for (i = 0; i < NPG; i++)
+		fill_page(p, i, 2);	/* live: 64 pages, 4 of them copies */
+	ASSERT_EQ(cs_snap(fd, NULL), 2);
+	sfd = cs_snap_open(fd, 1);
+	ASSERT_GE(sfd, 0);
+	ASSERT_EQ(proc_counter("pages_allocated"), base + NPG + 4);
+	munmap(p, SZ);
+	ASSERT_EQ(cs_destroy(fd, "core-outlive"), 0);
+	close(fd);
+	/* Live view and snapshot 2 are gone; snapshot 1's 4 pages stay. */
+	ASSERT_EQ(proc_counter("pages_allocated"), base + 4);
+	ASSERT_EQ(pread(sfd, buf, PG, 3 * PG), PG);
+	{
+		char *want = malloc(4 * PG);
+
+		fill_page(want, 3, 1);
+		ASSERT_EQ(memcmp(buf, want + 3 * PG, PG), 0);
+		free(want);
+	}
+	ASSERT_EQ(lseek(sfd, 0, SEEK_END), SZ);
+	close(sfd);
+	ASSERT_EQ(proc_counter("pages_allocated"), base);
 }
