@@ -3,11 +3,13 @@
  * /proc/cowsnap: global counters, then one record per region and snapshot.
  * The format is documented in README.md ("/proc/cowsnap").
  *
- * Locking: counters are atomics read without locks; the records are
- * printed under cowsnap_regions_lock and each region's lock.
+ * Locking: counters are atomics read without locks; each region's records
+ * are printed under its own lock, holding a reference taken from the name
+ * table (not its lock, which create/attach/destroy need).
  */
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <linux/slab.h>
 #include <linux/user_namespace.h>
 #include "cowsnap.h"
 
@@ -17,15 +19,42 @@ static void cowsnap_show_counter(struct seq_file *m, const char *name,
 	seq_printf(m, "%-16s %ld\n", name, atomic_long_read(v));
 }
 
+/*
+ * Referenced regions of the name table, so that the page walks below run
+ * without cowsnap_regions_lock (they would stall every create and attach).
+ */
+static struct cowsnap_region **cowsnap_regions_get(unsigned int *n)
+{
+	struct cowsnap_region **rs, *r;
+	unsigned int cap = 0;
+
+	mutex_lock(&cowsnap_regions_lock);
+	list_for_each_entry(r, &cowsnap_regions, node)
+		cap++;
+	rs = kmalloc_array(max(cap, 1U), sizeof(*rs), GFP_KERNEL);
+	*n = 0;
+	if (rs)
+		list_for_each_entry(r, &cowsnap_regions, node) {
+			kref_get(&r->ref);
+			rs[(*n)++] = r;
+		}
+	mutex_unlock(&cowsnap_regions_lock);
+	return rs;
+}
+
 /* One line per region, then one per snapshot; sizes in bytes or pages. */
 static void cowsnap_show_records(struct seq_file *m)
 {
-	struct cowsnap_region *r;
+	struct cowsnap_region **rs, *r;
 	struct cowsnap_snap *snap;
+	unsigned int n, i;
 
-	mutex_lock(&cowsnap_regions_lock);
+	rs = cowsnap_regions_get(&n);
+	if (!rs)
+		return;
 	seq_puts(m, "# region name size resident shared snapshots newest uid gid mode\n");
-	list_for_each_entry(r, &cowsnap_regions, node) {
+	for (i = 0; i < n; i++) {
+		r = rs[i];
 		mutex_lock(&r->lock);
 		seq_printf(m, "region %s %llu %ld %lu %u %llu %u %u %04o\n",
 			   r->name, r->size, atomic_long_read(&r->nr_pages),
@@ -38,7 +67,8 @@ static void cowsnap_show_records(struct seq_file *m)
 		mutex_unlock(&r->lock);
 	}
 	seq_puts(m, "# snapshot region id label ctime_ns referenced exclusive\n");
-	list_for_each_entry(r, &cowsnap_regions, node) {
+	for (i = 0; i < n; i++) {
+		r = rs[i];
 		mutex_lock(&r->lock);
 		list_for_each_entry(snap, &r->snaps, node)
 			seq_printf(m, "snapshot %s %llu %s %llu %lu %lu\n",
@@ -48,7 +78,9 @@ static void cowsnap_show_records(struct seq_file *m)
 				   cowsnap_count_owned(&snap->pages, 1, false));
 		mutex_unlock(&r->lock);
 	}
-	mutex_unlock(&cowsnap_regions_lock);
+	for (i = 0; i < n; i++)
+		cowsnap_region_put(rs[i]);
+	kfree(rs);
 }
 
 static int cowsnap_proc_show(struct seq_file *m, void *v)
