@@ -13,7 +13,7 @@ install -m 0755 "$top/scripts/guest-init.sh" "$root/init"
 cp "$b/cowsnap.ko" "$root/lib/modules/cowsnap.ko"
 # brd (a RAM disk) for the O_DIRECT tests, from the kernel's own modules.
 read -r _ _ _ mdir _ < <(awk -v k="$kernel" '$1 == k' "${COWSNAP_CACHE:-/var/cache/cowsnap}/kernels")
-brd=$(find "$mdir" -name 'brd.ko*' | head -n 1)
+brd=$(find "$mdir" -name 'brd.ko*' 2>/dev/null | head -n 1 || true)
 case "$brd" in
 *.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;
 ?*) cp "$brd" "$root/lib/modules/brd.ko" ;;

@@ -62,5 +62,10 @@ while IFS=: read -r short imeta hmeta; do
 	[ -d "$mdir" ] || mdir="$kdir/usr/lib/modules/$abi"
 	echo "$short $abi $kdir/boot/vmlinuz-$abi $mdir /lib/modules/$abi/build" >> "$CACHE/kernels.new"
 done <<< "$KERNELS"
+# The optional KASAN + lockdep kernel (scripts/build-debug-kernel.sh).
+dbg=$CACHE/dbg/out
+if [ -e "$dbg/arch/x86/boot/bzImage" ] && [ -e "$dbg/include/config/kernel.release" ]; then
+	echo "dbg $(cat "$dbg/include/config/kernel.release") $dbg/arch/x86/boot/bzImage - $dbg" >> "$CACHE/kernels.new"
+fi
 mv "$CACHE/kernels.new" "$CACHE/kernels"
 cat "$CACHE/kernels"

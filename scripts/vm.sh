@@ -20,9 +20,15 @@ initrd=$b/initramfs.cpio.gz
 # Debug switches the stock kernels have (see docs/bench.md).
 debug="slub_debug=FZPU page_poison=1 kfence.sample_interval=100"
 [ "$mode" = bench ] && debug=""	# measure the kernel users run
+machine=()
+if [ "$kernel" = dbg ]; then
+	# KASAN reports first; q35 avoids an ACPI stall of this config on "pc".
+	debug="kmemleak=off kfence.sample_interval=0"
+	machine=(-machine q35)
+fi
 append="console=ttyS0 panic=-1 loglevel=6 $debug COWSNAP_MODE=$mode"
 [ -n "$filter" ] && append="$append COWSNAP_FILTER=$filter"
-qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "${COWSNAP_VM_MEM:-2G}" -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg "${machine[@]}" -cpu max -smp 2 -m "${COWSNAP_VM_MEM:-2G}" -no-reboot
       -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
       -nic none -display none -monitor none)
 

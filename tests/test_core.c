@@ -670,7 +670,9 @@ TEST_F(region, odirect_read_racing_snapshot_cannot_change_it)
 	if (access("/dev/ram0", F_OK)) {
 		int ko = open("/lib/modules/brd.ko", O_RDONLY);
 
-		ASSERT_GE(ko, 0);
+		/* Shipped for every Debian kernel; absent from the debug one. */
+		if (ko < 0)
+			SKIP("this kernel has no brd (RAM disk) module");
 		ASSERT_EQ(syscall(SYS_finit_module, ko, "rd_nr=1 rd_size=1024",
 				  0), 0);
 		close(ko);
