@@ -121,19 +121,18 @@ static void cowsnap_protect_mappings(struct cowsnap_region *r)
 {
 	struct address_space *mapping = r->inode->i_mapping;
 	unsigned long *bitmap = NULL;
-	unsigned long idx = 0;
 
 	if (!mapping_mapped(mapping))
 		return;
-	if (IS_ENABLED(CONFIG_MAPPING_DIRTY_HELPERS))
-		bitmap = bitmap_zalloc(COWSNAP_CLEAN_CHUNK, GFP_KERNEL);
-	if (!bitmap) {
-		unmap_mapping_pages(mapping, 0, r->npages, false);
-		return;
-	}
-	wp_shared_mapping_range(mapping, 0, r->npages);
+	/* The helpers are not even declared without this option. */
+#ifdef CONFIG_MAPPING_DIRTY_HELPERS
+	unsigned long idx = 0;
+
+	bitmap = bitmap_zalloc(COWSNAP_CLEAN_CHUNK, GFP_KERNEL);
+	if (bitmap)
+		wp_shared_mapping_range(mapping, 0, r->npages);
 	/* Only chunks that hold pages can have PTEs. */
-	while (xa_find(&r->pages, &idx, ULONG_MAX, XA_PRESENT)) {
+	while (bitmap && xa_find(&r->pages, &idx, ULONG_MAX, XA_PRESENT)) {
 		pgoff_t first = round_down(idx, COWSNAP_CLEAN_CHUNK);
 		pgoff_t nr = min_t(pgoff_t, COWSNAP_CLEAN_CHUNK,
 				   r->npages - first);
@@ -152,6 +151,11 @@ static void cowsnap_protect_mappings(struct cowsnap_region *r)
 		if (idx >= r->npages)
 			break;
 		cond_resched();
+	}
+#endif
+	if (!bitmap) {
+		unmap_mapping_pages(mapping, 0, r->npages, false);
+		return;
 	}
 	bitmap_free(bitmap);
 }

@@ -36,6 +36,7 @@ else
 fi
 
 while read -r short abi _ _ kdir; do
+	[ "$short" = dbg ] && continue	# no Module.symvers: modpost warns
 	d=build/lint-$short
 	rm -rf "$d" && mkdir -p "$d"
 	cp -r Kbuild module include "$d/"
