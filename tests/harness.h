@@ -69,12 +69,17 @@ th_fail(const char *file, int line, const char *fmt, ...)
 	_exit(1);
 }
 
-/* Skip the running test, with a reason. */
+/* Skip the running test, with a reason; the fixture is torn down. */
 #define SKIP(...) do {						\
+	void (*__td)(void *) = th_teardown;			\
+								\
 	printf("SKIP %s.%s: ", th_prog, th_cur);		\
 	printf(__VA_ARGS__);					\
 	printf("\n");						\
 	fflush(stdout);						\
+	th_teardown = NULL;					\
+	if (__td)						\
+		__td(th_teardown_arg);				\
 	_exit(77);						\
 } while (0)
 
