@@ -192,6 +192,8 @@ void cowsnap_unmap_run(struct cowsnap_region *r, pgoff_t *start,
 
 /* snapshot.c */
 struct cowsnap_snap *cowsnap_snap_find(struct cowsnap_region *r, u64 id);
+struct cowsnap_snap *cowsnap_snap_get(struct cowsnap_region *r, u64 id);
+u64 cowsnap_newest_id(struct cowsnap_region *r);
 void cowsnap_snap_put(struct cowsnap_snap *s);
 void cowsnap_snap_unlink(struct cowsnap_region *r, struct cowsnap_snap *s);
 long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp);

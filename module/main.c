@@ -186,10 +186,7 @@ static long cowsnap_ioc_info(struct file *file, struct cowsnap_region *r,
 	info.resident_pages = atomic_long_read(&r->nr_pages);
 	info.shared_pages = cowsnap_count_owned(&r->pages, 2, true);
 	info.nr_snapshots = r->nr_snaps;
-	if (!list_empty(&r->snaps))
-		info.newest_snapshot = list_last_entry(&r->snaps,
-						       struct cowsnap_snap,
-						       node)->id;
+	info.newest_snapshot = cowsnap_newest_id(r);
 	mutex_unlock(&r->lock);
 	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
 }

@@ -59,9 +59,7 @@ static void cowsnap_show_records(struct seq_file *m)
 		seq_printf(m, "region %s %llu %ld %lu %u %llu %u %u %04o\n",
 			   r->name, r->size, atomic_long_read(&r->nr_pages),
 			   cowsnap_count_owned(&r->pages, 2, true), r->nr_snaps,
-			   list_empty(&r->snaps) ? 0 :
-			   list_last_entry(&r->snaps, struct cowsnap_snap,
-					   node)->id,
+			   cowsnap_newest_id(r),
 			   from_kuid_munged(&init_user_ns, r->uid),
 			   from_kgid_munged(&init_user_ns, r->gid), r->mode);
 		mutex_unlock(&r->lock);

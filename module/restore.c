@@ -124,14 +124,6 @@ static long cowsnap_restore_walk(struct cowsnap_region *r,
 	return n;
 }
 
-static u64 cowsnap_newest_id(struct cowsnap_region *r)
-{
-	lockdep_assert_held(&r->lock);
-	if (list_empty(&r->snaps))
-		return 0;
-	return list_last_entry(&r->snaps, struct cowsnap_snap, node)->id;
-}
-
 long cowsnap_ioc_restore(struct cowsnap_region *r, void __user *argp)
 {
 	struct cowsnap_restore arg;
@@ -292,11 +284,7 @@ long cowsnap_ioc_clone(struct cowsnap_region *r, void __user *argp)
 		cowsnap_region_put(nr);
 		return -EEXIST;
 	}
-	mutex_lock(&r->lock);
-	s = cowsnap_snap_find(r, arg.id);
-	if (s)
-		kref_get(&s->ref);
-	mutex_unlock(&r->lock);
+	s = cowsnap_snap_get(r, arg.id);
 	if (!s)
 		return -ENOENT;
 

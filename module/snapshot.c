@@ -43,6 +43,28 @@ struct cowsnap_snap *cowsnap_snap_find(struct cowsnap_region *r, u64 id)
 	return NULL;
 }
 
+/* Id of @r's newest snapshot, or 0; caller holds r->lock. */
+u64 cowsnap_newest_id(struct cowsnap_region *r)
+{
+	lockdep_assert_held(&r->lock);
+	if (list_empty(&r->snaps))
+		return 0;
+	return list_last_entry(&r->snaps, struct cowsnap_snap, node)->id;
+}
+
+/* Listed snapshot @id of @r, referenced, or NULL. */
+struct cowsnap_snap *cowsnap_snap_get(struct cowsnap_region *r, u64 id)
+{
+	struct cowsnap_snap *s;
+
+	mutex_lock(&r->lock);
+	s = cowsnap_snap_find(r, id);
+	if (s)
+		kref_get(&s->ref);
+	mutex_unlock(&r->lock);
+	return s;
+}
+
 static void cowsnap_snap_release(struct kref *ref)
 {
 	struct cowsnap_snap *s = container_of(ref, struct cowsnap_snap, ref);
@@ -489,11 +511,7 @@ long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
 		return -EFAULT;
 	if ((arg.flags & ~COWSNAP_OPEN_CLOEXEC) || arg.reserved)
 		return -EINVAL;
-	mutex_lock(&r->lock);
-	s = cowsnap_snap_find(r, arg.id);
-	if (s)
-		kref_get(&s->ref);
-	mutex_unlock(&r->lock);
+	s = cowsnap_snap_get(r, arg.id);
 	if (!s)
 		return -ENOENT;
 
