@@ -8,6 +8,7 @@ KVER ?= $(or $(shell awk '$$1 == "6.1" { print $$2 }' $(CACHE)/kernels 2>/dev/nu
 KDIR ?= /lib/modules/$(KVER)/build
 KERNELS ?=
 FILTER ?=
+LINT ?= 1
 # One guest at a time on this machine: the bench shares build/KERNEL.
 LOCK := flock /tmp/cowsnap-bench.lock
 PREFIX ?= /usr/local
@@ -20,7 +21,9 @@ CFLAGS ?= -O2 -g
 WFLAGS := -Wall -Wextra -Wno-unused-parameter
 UCFLAGS = $(CFLAGS) $(WFLAGS) -Iinclude/uapi -Iuserspace
 
-TESTS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/test_*.c))
+# Guest programs run by `make check`, in name order: fuzz_*, stress_*, test_*.
+TESTS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/test_*.c \
+	tests/fuzz_*.c tests/stress_*.c))
 HELPERS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/helper_*.c))
 BENCHES := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/bench_*.c))
 
@@ -71,7 +74,7 @@ bench-module:
 	@cp build/$(KERNEL)/src/cowsnap.ko build/$(KERNEL)/cowsnap.ko
 
 check:
-	KERNELS="$(KERNELS)" FILTER="$(FILTER)" bash scripts/check.sh
+	KERNELS="$(KERNELS)" FILTER="$(FILTER)" LINT="$(LINT)" bash scripts/check.sh
 
 vm: guest-bin
 	bash scripts/setup.sh >/dev/null

@@ -18,7 +18,7 @@ case "$brd" in
 *.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;
 ?*) cp "$brd" "$root/lib/modules/brd.ko" ;;
 esac
-for f in "$top"/build/guest-bin/test_*; do
+for f in "$top"/build/guest-bin/{fuzz,stress,test}_*; do
 	[ -e "$f" ] && install -m 0755 "$f" "$root/tests/"
 done
 for f in "$top"/build/guest-bin/cowsnap "$top"/build/guest-bin/helper_* \

@@ -5,8 +5,9 @@
 #   scripts/vm.sh KERNEL demo            run scripts/demo.sh in the guest
 #   scripts/vm.sh KERNEL bench           run the benchmarks (tests/bench_*)
 # KERNEL is a short name from $COWSNAP_CACHE/kernels (6.1, 6.12).  Expects
-# `make bench-build` to have filled build/KERNEL/.  Test mode writes
-# build/KERNEL/console.log (kernel log) and build/KERNEL/results.log.
+# `make bench-module KERNEL=...` and scripts/mkinitramfs.sh to have filled
+# build/KERNEL/.  Test mode writes build/KERNEL/console.log (kernel log) and
+# build/KERNEL/results.log.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,18 +18,25 @@ read -r _ abi vmlinuz _ _ < <(awk -v k="$kernel" '$1 == k' "$CACHE/kernels")
 b=$top/build/$kernel
 initrd=$b/initramfs.cpio.gz
 
-# Debug switches the stock kernels have (see docs/bench.md).
+# Debug switches the stock kernels have (docs/testing.md).
 debug="slub_debug=FZPU page_poison=1 kfence.sample_interval=100"
 [ "$mode" = bench ] && debug=""	# measure the kernel users run
-machine=()
+machine=() cpu=max
 if [ "$kernel" = dbg ]; then
 	# KASAN reports first; q35 avoids an ACPI stall of this config on "pc".
-	debug="kmemleak=off kfence.sample_interval=0"
+	debug="kfence.sample_interval=0"
 	machine=(-machine q35)
+	# With LA57 the kernel boots 5-level paging, KASAN reports a wild
+	# access in early boot and lockdep switches itself off for the run.
+	cpu=max,la57=off
 fi
+# COWSNAP_* settings for the guest programs ride on the command line.
+for v in COWSNAP_SEED COWSNAP_FUZZ_CALLS COWSNAP_STRESS_SECONDS; do
+	[ -n "${!v:-}" ] && debug="$debug $v=${!v}"
+done
 append="console=ttyS0 panic=-1 loglevel=6 $debug COWSNAP_MODE=$mode"
 [ -n "$filter" ] && append="$append COWSNAP_FILTER=$filter"
-qemu=(qemu-system-x86_64 -accel tcg "${machine[@]}" -cpu max -smp 2 -m "${COWSNAP_VM_MEM:-2G}" -no-reboot
+qemu=(qemu-system-x86_64 -accel tcg "${machine[@]}" -cpu "$cpu" -smp 2 -m "${COWSNAP_VM_MEM:-2G}" -no-reboot
       -kernel "$vmlinuz" -initrd "$initrd" -append "$append"
       -nic none -display none -monitor none)
 
