@@ -2,15 +2,17 @@
 /*
  * Live mappings: ->fault, ->page_mkwrite, and write() of the live view.
  *
- * Reads of holes map the read-only zero page (pages.c) and allocate
- * nothing.  Write-notify is on (VM_SHARED with ->page_mkwrite), so every
- * PTE starts read-only and the first store to a page after it was mapped,
- * or after a snapshot write-protected it, reaches cowsnap_live_mkwrite().  There the
- * page is locked and its owner count decides: one owner, it is made
- * writable in place (the core keeps it locked until the PTE is writable,
- * which is what lets a snapshot mark it safely under the page lock);
- * more, it is copied, every mapping of the index is zapped and the access
- * is retried, reaching ->fault and the copy.
+ * Reads of holes map the region's read-only zero page (pages.c) and
+ * allocate nothing.  Write-notify is on (VM_SHARED with ->page_mkwrite), so
+ * every PTE starts read-only and the first store to a page after it was
+ * mapped, or after a snapshot write-protected it, reaches
+ * cowsnap_live_page_mkwrite().  There the page is locked and
+ * cowsnap_live_mkwrite() decides (pages.c): written in place, usually after
+ * giving the newest snapshot a copy (the core keeps the page locked until
+ * its PTE is writable, which is what lets a snapshot wait for it); or, for
+ * a page shared with another region or referenced from elsewhere, replaced
+ * by a copy: every mapping of the index is zapped and the access retried,
+ * reaching ->fault and the copy.
  *
  * Locking: faults arrive with mmap_lock held (read) and take fault_sem for
  * read whenever they may store or fill a hole; read faults of present
@@ -33,7 +35,7 @@ static vm_fault_t cowsnap_live_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 	if (vmf->flags & FAULT_FLAG_WRITE) {
 		down_read(&r->fault_sem);
-		page = cowsnap_live_get_writable(r, idx);
+		page = cowsnap_live_get_writable(r, idx, true);
 		up_read(&r->fault_sem);
 		cowsnap_count(&cowsnap_stats.write_faults, 1);
 	} else {
@@ -51,16 +53,16 @@ static vm_fault_t cowsnap_live_fault(struct vm_fault *vmf)
 	return VM_FAULT_LOCKED;
 }
 
-static vm_fault_t cowsnap_live_mkwrite(struct vm_fault *vmf)
+static vm_fault_t cowsnap_live_page_mkwrite(struct vm_fault *vmf)
 {
 	struct cowsnap_region *r = vmf->vma->vm_private_data;
 	struct page *page = vmf->page;
 	pgoff_t idx = vmf->pgoff;
 	struct page *new;
 
-	if (page == cowsnap_zero_page) {
+	if (page == r->zero_page) {
 		/* A hole read before: refault as a write, which fills it. */
-		unmap_mapping_pages(r->inode->i_mapping, idx, 1, false);
+		cowsnap_live_zap(r, idx, 1);
 		return VM_FAULT_NOPAGE;
 	}
 	down_read(&r->fault_sem);
@@ -72,23 +74,21 @@ static vm_fault_t cowsnap_live_mkwrite(struct vm_fault *vmf)
 		return VM_FAULT_NOPAGE;
 	}
 	cowsnap_count(&cowsnap_stats.write_faults, 1);
-	if (page_private(page) == 1) {
-		up_read(&r->fault_sem);
-		return VM_FAULT_LOCKED;
-	}
-	new = cowsnap_live_cow(r, idx, page);
-	unlock_page(page);
+	new = cowsnap_live_mkwrite(r, idx, page);
 	up_read(&r->fault_sem);
+	if (new == page)
+		return VM_FAULT_LOCKED;	/* written in place */
+	unlock_page(page);
 	if (IS_ERR(new))
 		return VM_FAULT_SIGBUS;
 	unlock_page(new);
 	put_page(new);
-	return VM_FAULT_NOPAGE;	/* retry: ->fault maps the copy */
+	return VM_FAULT_NOPAGE;	/* zapped: the retry maps the copy */
 }
 
 static const struct vm_operations_struct cowsnap_live_vm_ops = {
 	.fault		= cowsnap_live_fault,
-	.page_mkwrite	= cowsnap_live_mkwrite,
+	.page_mkwrite	= cowsnap_live_page_mkwrite,
 };
 
 /* ->mmap of an attached handle. */
@@ -144,7 +144,7 @@ ssize_t cowsnap_live_write(struct cowsnap_region *r, const char __user *buf,
 			break;
 		}
 		down_read(&r->fault_sem);
-		page = cowsnap_live_get_writable(r, pos >> PAGE_SHIFT);
+		page = cowsnap_live_get_writable(r, pos >> PAGE_SHIFT, false);
 		if (IS_ERR(page)) {
 			up_read(&r->fault_sem);
 			err = PTR_ERR(page);
@@ -171,22 +171,4 @@ ssize_t cowsnap_live_write(struct cowsnap_region *r, const char __user *buf,
 		return err;
 	*ppos = pos;
 	return done;
-}
-
-/*
- * Restore helper: extend the pending zap range [*start, *end) with @idx, or
- * zap it and start a new one.  @idx == ULONG_MAX flushes.
- */
-void cowsnap_unmap_run(struct cowsnap_region *r, pgoff_t *start,
-		       pgoff_t *end, pgoff_t idx)
-{
-	if (*end > *start && idx == *end) {
-		*end = idx + 1;
-		return;
-	}
-	if (*end > *start)
-		unmap_mapping_pages(r->inode->i_mapping, *start,
-				    *end - *start, false);
-	*start = idx;
-	*end = idx == ULONG_MAX ? idx : idx + 1;
 }

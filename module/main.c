@@ -21,7 +21,7 @@ MODULE_PARM_DESC(dev_mode, "Mode of /dev/cowsnap: 0600 (default) or 0666");
 unsigned long cowsnap_max_pages;
 module_param_named(max_pages, cowsnap_max_pages, ulong, 0444);
 MODULE_PARM_DESC(max_pages,
-		 "Global page budget over all regions and snapshots (0: half of RAM)");
+		 "Global budget in pages over all data and metadata (0: half of RAM)");
 
 unsigned long long cowsnap_max_region_size = 16ULL << 40;
 module_param_named(max_region_size, cowsnap_max_region_size, ullong, 0444);
@@ -31,27 +31,20 @@ unsigned int cowsnap_max_snapshots = 4096;
 module_param_named(max_snapshots, cowsnap_max_snapshots, uint, 0444);
 MODULE_PARM_DESC(max_snapshots, "Most snapshots one region may hold (default 4096)");
 
+unsigned int cowsnap_max_regions = 4096;
+module_param_named(max_regions, cowsnap_max_regions, uint, 0444);
+MODULE_PARM_DESC(max_regions, "Most regions over all users, clones included (default 4096)");
+
+unsigned int cowsnap_max_user_regions = 1024;
+module_param_named(max_user_regions, cowsnap_max_user_regions, uint, 0444);
+MODULE_PARM_DESC(max_user_regions,
+		 "Most regions one uid may own; CAP_SYS_RESOURCE is exempt (default 1024)");
+
 #define COWSNAP_FEATURES	(COWSNAP_FEAT_REGIONS | COWSNAP_FEAT_SNAPSHOTS | \
 				 COWSNAP_FEAT_RESTORE | COWSNAP_FEAT_DIFF | \
 				 COWSNAP_FEAT_CLONE)
-#define COWSNAP_IOCTLS		GENMASK_ULL(_IOC_NR(COWSNAP_IOC_CLONE), 0)
 
-static long cowsnap_ioc_api(void __user *argp)
-{
-	struct cowsnap_api api;
-
-	if (copy_from_user(&api, argp, sizeof(api)))
-		return -EFAULT;
-	if (api.api != COWSNAP_API_VERSION || api.reserved)
-		return -EINVAL;
-	api.features = COWSNAP_FEATURES;
-	api.ioctls = COWSNAP_IOCTLS;
-	if (copy_to_user(argp, &api, sizeof(api)))
-		return -EFAULT;
-	return 0;
-}
-
-/* Attach @h to @r (consumes the reference) unless already attached. */
+/* Attach @h to @r (consumes a user reference) unless already attached. */
 static int cowsnap_handle_attach(struct file *file, struct cowsnap_region *r,
 				 bool writable)
 {
@@ -63,14 +56,19 @@ static int cowsnap_handle_attach(struct file *file, struct cowsnap_region *r,
 		ret = -EBUSY;
 	} else {
 		h->writable = writable;
-		/* Every handle of a region shares the region's mappings. */
-		file->f_mapping = r->inode->i_mapping;
+		/*
+		 * Every handle of a region shares the region's mappings; the
+		 * read-only ones have their own, which the write-protect
+		 * walkers never meet.
+		 */
+		file->f_mapping = writable ? r->inode->i_mapping :
+					     r->ro_inode->i_mapping;
 		/* Publish after f_mapping and writable; pairs with the acquire. */
 		smp_store_release(&h->region, r);
 	}
 	mutex_unlock(&h->lock);
 	if (ret)
-		cowsnap_region_put(r);
+		cowsnap_region_put_user(r);
 	return ret;
 }
 
@@ -82,7 +80,11 @@ static struct cowsnap_region *cowsnap_handle_region(struct file *file)
 	return smp_load_acquire(&h->region);
 }
 
-static long cowsnap_ioc_create(struct file *file, void __user *argp)
+static long cowsnap_ioc_api(struct file *file, struct cowsnap_region *r,
+			    void __user *argp);
+
+static long cowsnap_ioc_create(struct file *file, struct cowsnap_region *unused,
+			       void __user *argp)
 {
 	struct cowsnap_region *r;
 	struct cowsnap_create arg;
@@ -107,15 +109,13 @@ static long cowsnap_ioc_create(struct file *file, void __user *argp)
 		return PTR_ERR(r);
 	ret = cowsnap_region_publish(r);
 	if (ret) {
-		cowsnap_region_put(r);
+		cowsnap_region_put_user(r);
 		return ret;
 	}
 	/* The creator's access follows its open mode, as with O_CREAT. */
-	kref_get(&r->ref);
 	ret = cowsnap_handle_attach(file, r, file->f_mode & FMODE_WRITE);
 	if (ret)	/* lost a race with another attach on this handle */
 		cowsnap_region_unpublish(r);
-	cowsnap_region_put(r);
 	return ret;
 }
 
@@ -129,7 +129,8 @@ static int cowsnap_get_name(struct cowsnap_name *arg, void __user *argp)
 	return cowsnap_name_check(arg->name, false);
 }
 
-static long cowsnap_ioc_attach(struct file *file, void __user *argp)
+static long cowsnap_ioc_attach(struct file *file, struct cowsnap_region *unused,
+			       void __user *argp)
 {
 	bool writable = file->f_mode & FMODE_WRITE;
 	struct cowsnap_region *r;
@@ -147,13 +148,14 @@ static long cowsnap_ioc_attach(struct file *file, void __user *argp)
 	ret = cowsnap_region_permission(r, MAY_READ |
 					(writable ? MAY_WRITE : 0));
 	if (ret) {
-		cowsnap_region_put(r);
+		cowsnap_region_put_user(r);
 		return ret;
 	}
 	return cowsnap_handle_attach(file, r, writable);
 }
 
-static long cowsnap_ioc_destroy(void __user *argp)
+static long cowsnap_ioc_destroy(struct file *file, struct cowsnap_region *r,
+				void __user *argp)
 {
 	struct cowsnap_name arg;
 	int ret;
@@ -184,68 +186,101 @@ static long cowsnap_ioc_info(struct file *file, struct cowsnap_region *r,
 	info.mode = r->mode;
 	mutex_lock(&r->lock);
 	info.resident_pages = atomic_long_read(&r->nr_pages);
-	info.shared_pages = cowsnap_count_owned(&r->pages, 2, true);
+	info.shared_pages = cowsnap_live_shared(r);
 	info.nr_snapshots = r->nr_snaps;
 	info.newest_snapshot = cowsnap_newest_id(r);
 	mutex_unlock(&r->lock);
 	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
 }
 
+#define COWSNAP_IOC_ATTACHED	BIT(0)	/* needs an attached handle */
+#define COWSNAP_IOC_WRITE	BIT(1)	/* needs a writable handle */
+
+#define COWSNAP_WRAP(fn)						\
+static long fn##_h(struct file *file, struct cowsnap_region *r,		\
+		   void __user *argp)					\
+{									\
+	return fn(r, argp);						\
+}
+COWSNAP_WRAP(cowsnap_ioc_snap_create)
+COWSNAP_WRAP(cowsnap_ioc_snap_list)
+COWSNAP_WRAP(cowsnap_ioc_snap_delete)
+COWSNAP_WRAP(cowsnap_ioc_snap_open)
+COWSNAP_WRAP(cowsnap_ioc_restore)
+COWSNAP_WRAP(cowsnap_ioc_diff)
+COWSNAP_WRAP(cowsnap_ioc_clone)
+
+/* Every ioctl, by number: the command, its handler and what it needs. */
+static const struct {
+	unsigned int cmd;
+	long (*fn)(struct file *file, struct cowsnap_region *r,
+		   void __user *argp);
+	unsigned int needs;
+} cowsnap_iocs[] = {
+	[_COWSNAP_IOC_API] = { COWSNAP_IOC_API, cowsnap_ioc_api, 0 },
+	[_COWSNAP_IOC_CREATE] = { COWSNAP_IOC_CREATE, cowsnap_ioc_create, 0 },
+	[_COWSNAP_IOC_ATTACH] = { COWSNAP_IOC_ATTACH, cowsnap_ioc_attach, 0 },
+	[_COWSNAP_IOC_DESTROY] = { COWSNAP_IOC_DESTROY, cowsnap_ioc_destroy, 0 },
+	[_COWSNAP_IOC_INFO] = { COWSNAP_IOC_INFO, cowsnap_ioc_info,
+				COWSNAP_IOC_ATTACHED },
+	[_COWSNAP_IOC_SNAP_CREATE] = { COWSNAP_IOC_SNAP_CREATE,
+				       cowsnap_ioc_snap_create_h,
+				       COWSNAP_IOC_ATTACHED | COWSNAP_IOC_WRITE },
+	[_COWSNAP_IOC_SNAP_LIST] = { COWSNAP_IOC_SNAP_LIST,
+				     cowsnap_ioc_snap_list_h,
+				     COWSNAP_IOC_ATTACHED },
+	[_COWSNAP_IOC_SNAP_DELETE] = { COWSNAP_IOC_SNAP_DELETE,
+				       cowsnap_ioc_snap_delete_h,
+				       COWSNAP_IOC_ATTACHED | COWSNAP_IOC_WRITE },
+	[_COWSNAP_IOC_SNAP_OPEN] = { COWSNAP_IOC_SNAP_OPEN,
+				     cowsnap_ioc_snap_open_h,
+				     COWSNAP_IOC_ATTACHED },
+	[_COWSNAP_IOC_RESTORE] = { COWSNAP_IOC_RESTORE, cowsnap_ioc_restore_h,
+				   COWSNAP_IOC_ATTACHED | COWSNAP_IOC_WRITE },
+	[_COWSNAP_IOC_DIFF] = { COWSNAP_IOC_DIFF, cowsnap_ioc_diff_h,
+				COWSNAP_IOC_ATTACHED },
+	[_COWSNAP_IOC_CLONE] = { COWSNAP_IOC_CLONE, cowsnap_ioc_clone_h,
+				 COWSNAP_IOC_ATTACHED | COWSNAP_IOC_WRITE },
+};
+
+static long cowsnap_ioc_api(struct file *file, struct cowsnap_region *r,
+			    void __user *argp)
+{
+	struct cowsnap_api api;
+	unsigned int i;
+
+	if (copy_from_user(&api, argp, sizeof(api)))
+		return -EFAULT;
+	if (api.api != COWSNAP_API_VERSION || api.reserved)
+		return -EINVAL;
+	api.features = COWSNAP_FEATURES;
+	api.ioctls = 0;
+	for (i = 0; i < ARRAY_SIZE(cowsnap_iocs); i++)
+		if (cowsnap_iocs[i].fn)
+			api.ioctls |= 1ULL << i;
+	if (copy_to_user(argp, &api, sizeof(api)))
+		return -EFAULT;
+	return 0;
+}
+
 static long cowsnap_ioctl(struct file *file, unsigned int cmd,
 			  unsigned long arg)
 {
 	struct cowsnap_handle *h = file->private_data;
-	void __user *argp = (void __user *)arg;
+	unsigned int nr = _IOC_NR(cmd);
 	struct cowsnap_region *r;
 
-	switch (cmd) {
-	case COWSNAP_IOC_API:
-		return cowsnap_ioc_api(argp);
-	case COWSNAP_IOC_CREATE:
-		return cowsnap_ioc_create(file, argp);
-	case COWSNAP_IOC_ATTACH:
-		return cowsnap_ioc_attach(file, argp);
-	case COWSNAP_IOC_DESTROY:
-		return cowsnap_ioc_destroy(argp);
-	case COWSNAP_IOC_INFO:
-	case COWSNAP_IOC_SNAP_CREATE:
-	case COWSNAP_IOC_SNAP_LIST:
-	case COWSNAP_IOC_SNAP_DELETE:
-	case COWSNAP_IOC_SNAP_OPEN:
-	case COWSNAP_IOC_RESTORE:
-	case COWSNAP_IOC_DIFF:
-	case COWSNAP_IOC_CLONE:
-		break;
-	default:
+	if (_IOC_TYPE(cmd) != COWSNAP_IOC_TYPE ||
+	    nr >= ARRAY_SIZE(cowsnap_iocs) || cowsnap_iocs[nr].cmd != cmd ||
+	    !cowsnap_iocs[nr].fn)
 		return -ENOTTY;
-	}
-
 	r = cowsnap_handle_region(file);
-	if (!r)
+	if ((cowsnap_iocs[nr].needs & COWSNAP_IOC_ATTACHED) && !r)
 		return -EINVAL;		/* not attached */
-	switch (cmd) {
-	case COWSNAP_IOC_INFO:
-		return cowsnap_ioc_info(file, r, argp);
-	case COWSNAP_IOC_SNAP_LIST:
-		return cowsnap_ioc_snap_list(r, argp);
-	case COWSNAP_IOC_SNAP_OPEN:
-		return cowsnap_ioc_snap_open(r, argp);
-	case COWSNAP_IOC_DIFF:
-		return cowsnap_ioc_diff(r, argp);
-	}
-	/* The rest change the region: write permission (spec: access). */
-	if (!h->writable)
+	/* Changing a region takes write permission (see attach). */
+	if ((cowsnap_iocs[nr].needs & COWSNAP_IOC_WRITE) && !h->writable)
 		return -EACCES;
-	switch (cmd) {
-	case COWSNAP_IOC_SNAP_CREATE:
-		return cowsnap_ioc_snap_create(r, argp);
-	case COWSNAP_IOC_SNAP_DELETE:
-		return cowsnap_ioc_snap_delete(r, argp);
-	case COWSNAP_IOC_RESTORE:
-		return cowsnap_ioc_restore(r, argp);
-	default:	/* COWSNAP_IOC_CLONE */
-		return cowsnap_ioc_clone(r, argp);
-	}
+	return cowsnap_iocs[nr].fn(file, r, (void __user *)arg);
 }
 
 static int cowsnap_open(struct inode *inode, struct file *file)
@@ -264,7 +299,7 @@ static int cowsnap_release(struct inode *inode, struct file *file)
 	struct cowsnap_handle *h = file->private_data;
 
 	if (h->region)
-		cowsnap_region_put(h->region);
+		cowsnap_region_put_user(h->region);
 	mutex_destroy(&h->lock);
 	kfree(h);
 	return 0;
@@ -307,7 +342,7 @@ static ssize_t cowsnap_read(struct file *file, char __user *buf, size_t len,
 
 	if (!r)
 		return -EINVAL;
-	return cowsnap_pages_read(&r->pages, r->size, buf, len, ppos);
+	return cowsnap_read_pages(r, 0, r->size, buf, len, ppos);
 }
 
 static ssize_t cowsnap_write(struct file *file, const char __user *buf,
@@ -364,12 +399,12 @@ static int __init cowsnap_init(void)
 	cowsnap_zero_page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!cowsnap_zero_page)
 		return -ENOMEM;
-	ret = cowsnap_fs_init();
+	ret = cowsnap_history_init();
 	if (ret)
 		goto err_page;
 	ret = cowsnap_procfs_init();
 	if (ret)
-		goto err_fs;
+		goto err_hist;
 	ret = misc_register(&cowsnap_misc);
 	if (ret)
 		goto err_proc;
@@ -377,8 +412,8 @@ static int __init cowsnap_init(void)
 
 err_proc:
 	cowsnap_procfs_exit();
-err_fs:
-	cowsnap_fs_exit();
+err_hist:
+	cowsnap_history_exit();
 err_page:
 	__free_page(cowsnap_zero_page);
 	return ret;
@@ -389,7 +424,7 @@ static void __exit cowsnap_exit(void)
 {
 	misc_deregister(&cowsnap_misc);
 	cowsnap_procfs_exit();
-	cowsnap_fs_exit();
+	cowsnap_history_exit();
 	put_page(cowsnap_zero_page);
 }
 

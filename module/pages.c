@@ -1,69 +1,124 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Page ownership and the live page store.
+ * The page budget, page owners, and the live page store.
  *
  * A cowsnap page is a plain order-0 page that no page cache or LRU knows.
- * Its owners are the xarray entries that point at it: one live view entry
- * and any number of snapshot entries, possibly of several regions (clones).
- * page->private counts them, under the page lock; each owner also holds one
- * page reference.  A live page with one owner is written in place; one with
- * more is copied on its first write (cowsnap_live_cow()).  Mappings and GUP
- * hold their own references, so a page leaves memory only when its last
- * owner, mapping and pin are gone.
+ * Its owners are the entries that point at it: live entries and history
+ * records (history.c), of any region (clones share pages).  page->private
+ * counts them under the page lock, and each owner holds a page reference.
+ * Mappings and GUP hold their own references, so a page leaves memory only
+ * when its last owner, mapping and pin are gone.  A page with more than one
+ * owner is never written: the writer copies it.
  *
- * A read fault on a hole maps cowsnap_zero_page, read-only, so reads
- * allocate nothing.  Its page lock orders such a fault against the fill of
- * that hole: the fault re-checks the hole under it, the fill zaps the
- * index under it (cowsnap_live_fill()).
+ * A live page changed since the region's newest snapshot ("fresh") is
+ * written in place.  An older one belongs to that snapshot too: the first
+ * store gives the snapshot's record a copy and goes on writing the live
+ * page, so no mapping changes (cowsnap_live_keep()), unless something else
+ * references the page; then, as for a page with other owners, the live
+ * view moves to the copy and every mapping of the index is zapped.
+ *
+ * The per-region counters INFO and /proc/cowsnap report depend only on the
+ * region's own entries, so that no region's work changes another's
+ * counters: a live page is "shared" while a snapshot of the region holds
+ * it (it is not fresh, or a record holds the same page after a restore:
+ * COWSNAP_MARK_DUP), or while it is what a clone inherited from its origin
+ * and has not been written (COWSNAP_MARK_INHERITED).
+ *
+ * A read fault on a hole maps the region's own zero page, read-only, so
+ * reads allocate nothing.  Its page lock orders such a fault against the
+ * fill of that hole: the fault re-checks the hole under it, the fill zaps
+ * the index under it (cowsnap_live_filled()).  It is per region, so no
+ * other user can make that lock's hold time long.
  *
  * Locking: see cowsnap.h.  Lookups are lockless (RCU, then a reference,
  * then a re-check of the entry); changes to a live entry happen with the
- * old page locked and fault_sem held (read for faults, write for restore).
+ * old page locked and fault_sem held (read for stores, write otherwise).
  */
 #include <linux/highmem.h>
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
+#include <linux/slab.h>
 #include <linux/uaccess.h>
 #include "cowsnap.h"
 #include "cowsnap_trace.h"
 
+/* Holes of snapshot fds map this one; never writable there. */
 struct page *cowsnap_zero_page;
 
-/* Allocate a page with one owner, charged to the caller's memcg. */
-struct page *cowsnap_page_alloc(gfp_t extra)
+/*
+ * Charge @pages pages and @bytes bytes of metadata to the budget; false
+ * (and nothing charged) if that would exceed max_pages.
+ */
+bool cowsnap_budget_charge(long pages, long bytes)
+{
+	long p = atomic_long_add_return(pages, &cowsnap_stats.pages_allocated);
+	long m = atomic_long_add_return(bytes, &cowsnap_stats.meta_bytes);
+
+	if (p + DIV_ROUND_UP(m, PAGE_SIZE) <= cowsnap_max_pages)
+		return true;
+	cowsnap_budget_uncharge(pages, bytes);
+	cowsnap_count(&cowsnap_stats.alloc_failures, 1);
+	return false;
+}
+
+void cowsnap_budget_uncharge(long pages, long bytes)
+{
+	atomic_long_sub(pages, &cowsnap_stats.pages_allocated);
+	atomic_long_sub(bytes, &cowsnap_stats.meta_bytes);
+}
+
+/*
+ * A new page with no owner yet, zeroed or a copy of @copy_of, charged to
+ * the budget and the caller's memcg; NULL on failure (never the OOM
+ * killer: a fault gets SIGBUS).  Give it to cowsnap_page_own() or free it
+ * with cowsnap_page_free_unowned().
+ */
+struct page *cowsnap_page_alloc(struct page *copy_of)
 {
 	struct page *page;
 
-	if (atomic_long_inc_return(&cowsnap_stats.pages_allocated) >
-	    cowsnap_max_pages)
-		goto fail;
-	/* May fail rather than invoke the OOM killer: the fault gets SIGBUS. */
+	if (!cowsnap_budget_charge(1, 0))
+		return NULL;
 	page = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL |
-			  __GFP_NOWARN | extra);
-	if (!page)
-		goto fail;
-	set_page_private(page, 1);
+			  __GFP_NOWARN | (copy_of ? 0 : __GFP_ZERO));
+	if (!page) {
+		cowsnap_budget_uncharge(1, 0);
+		cowsnap_count(&cowsnap_stats.alloc_failures, 1);
+		return NULL;
+	}
+	if (copy_of) {
+		copy_highpage(page, copy_of);
+		cowsnap_count(&cowsnap_stats.bytes_copied, PAGE_SIZE);
+	}
+	set_page_private(page, 0);
 	return page;
-fail:
-	atomic_long_dec(&cowsnap_stats.pages_allocated);
-	cowsnap_count(&cowsnap_stats.alloc_failures, 1);
-	return NULL;
 }
 
-/* Add an owner to @page; caller holds the page lock. */
+/* Free a page from cowsnap_page_alloc() that never got an owner. */
+void cowsnap_page_free_unowned(struct page *page)
+{
+	cowsnap_budget_uncharge(1, 0);
+	put_page(page);
+}
+
+/*
+ * Add an owner to @page (locked, or new and unseen); it takes a reference.
+ * A new page's allocation reference becomes its first owner's.
+ */
 void cowsnap_page_own(struct page *page)
 {
 	unsigned long n = page_private(page);
 
 	set_page_private(page, n + 1);
-	get_page(page);
+	if (n)
+		get_page(page);
 	if (n == 1)
 		atomic_long_inc(&cowsnap_stats.pages_shared);
 }
 
 /*
- * Drop an owner of @page; caller holds the page lock and must put_page()
- * the owner's reference after unlocking it.
+ * Drop an owner of @page (locked).  The caller must put_page() the owner's
+ * reference after unlocking the page.
  */
 void cowsnap_page_disown(struct page *page)
 {
@@ -73,29 +128,78 @@ void cowsnap_page_disown(struct page *page)
 	if (n == 2)
 		atomic_long_dec(&cowsnap_stats.pages_shared);
 	else if (n == 1)
-		atomic_long_dec(&cowsnap_stats.pages_allocated);
+		cowsnap_budget_uncharge(1, 0);
 }
 
-/* Drop an owner of @page and its reference.  May sleep. */
-void cowsnap_page_release(struct page *page)
+/* Whether live entry @idx changed since @r's newest snapshot (or none). */
+bool cowsnap_live_fresh(struct cowsnap_region *r, pgoff_t idx)
 {
-	lock_page(page);
-	cowsnap_page_disown(page);
-	unlock_page(page);
-	put_page(page);
+	struct cowsnap_rec *head;
+
+	if (!r->newest)
+		return true;
+	head = xa_load(&r->hist, idx);
+	return head && head->snap == r->newest;
 }
 
-/* Release every page of @xa and empty it; nobody else may use it. */
-void cowsnap_pages_release(struct xarray *xa)
+/*
+ * Add (@sign 1) or take back (-1) live entry @idx's share of the region's
+ * counters: a page neither inherited by a clone nor also held by a record
+ * is "plain", and a plain page changed since the newest snapshot is held
+ * by nothing but the live view.  Callers take a page's share back before
+ * they change its entry, marks or freshness, and add it again after.
+ */
+void cowsnap_live_acct(struct cowsnap_region *r, pgoff_t idx, long sign)
 {
-	struct page *page;
-	unsigned long idx;
+	if (!xa_load(&r->pages, idx) ||
+	    xa_get_mark(&r->pages, idx, COWSNAP_MARK_INHERITED) ||
+	    xa_get_mark(&r->pages, idx, COWSNAP_MARK_DUP))
+		return;
+	atomic_long_add(sign, &r->nr_plain);
+	if (r->newest && cowsnap_live_fresh(r, idx))
+		atomic_long_add(sign, &r->nr_unshared);
+}
 
-	xa_for_each(xa, idx, page) {
-		cowsnap_page_release(page);
-		cond_resched();
+/* Live pages of @r held by a snapshot of it or inherited by a clone. */
+unsigned long cowsnap_live_shared(struct cowsnap_region *r)
+{
+	long solo = r->newest ? atomic_long_read(&r->nr_unshared) :
+				atomic_long_read(&r->nr_plain);
+
+	return atomic_long_read(&r->nr_pages) - solo;
+}
+
+/*
+ * Recompute which entries of @r at @idx share @page: records and the live
+ * entry holding the same page each count the others (a restore of an older
+ * snapshot puts a record's page back in the live view).  Caller holds
+ * fault_sem and @page's lock.  O(records at @idx).
+ */
+void cowsnap_idx_dups(struct cowsnap_region *r, pgoff_t idx,
+		      struct page *page)
+{
+	bool live = xa_load(&r->pages, idx) == page;
+	struct cowsnap_rec *e;
+	unsigned int n = live;
+
+	for (e = xa_load(&r->hist, idx); e;
+	     e = rcu_dereference_protected(e->older, true))
+		n += e->page == page;
+	for (e = xa_load(&r->hist, idx); e;
+	     e = rcu_dereference_protected(e->older, true)) {
+		if (e->page != page || e->dup == (n > 1))
+			continue;
+		e->dup = n > 1;
+		cowsnap_rec_recount(e);
 	}
-	xa_destroy(xa);
+	if (live && xa_get_mark(&r->pages, idx, COWSNAP_MARK_DUP) != (n > 1)) {
+		cowsnap_live_acct(r, idx, -1);
+		if (n > 1)
+			xa_set_mark(&r->pages, idx, COWSNAP_MARK_DUP);
+		else
+			xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DUP);
+		cowsnap_live_acct(r, idx, 1);
+	}
 }
 
 /* Referenced page at @idx of @xa, or NULL.  Lockless. */
@@ -139,6 +243,23 @@ struct page *cowsnap_live_get_locked(struct cowsnap_region *r, pgoff_t idx)
 	}
 }
 
+/* Zap @nr live indexes from @idx in every mapping of @r, any handle. */
+void cowsnap_live_zap(struct cowsnap_region *r, pgoff_t idx, pgoff_t nr)
+{
+	unmap_mapping_pages(r->inode->i_mapping, idx, nr, false);
+	unmap_mapping_pages(r->ro_inode->i_mapping, idx, nr, false);
+}
+
+/*
+ * Every PTE of the zero page holds a reference (it is a normal page, not
+ * the kernel's special zero PFN): stop handing it out long before the
+ * count could overflow; holes are then filled or given a page of their own.
+ */
+bool cowsnap_zero_page_usable(struct page *zero)
+{
+	return page_ref_count(zero) < (1 << 30);
+}
+
 /*
  * Hole @idx just got a page: zap the zero page a read fault may have mapped
  * there.  Under the zero page's lock, so a read fault that saw the hole
@@ -149,10 +270,60 @@ void cowsnap_live_filled(struct cowsnap_region *r, pgoff_t idx)
 	/* Pairs with the barrier in cowsnap_live_get_for_read(). */
 	smp_mb();
 	if (READ_ONCE(r->zero_mapped)) {
-		lock_page(cowsnap_zero_page);
-		unmap_mapping_pages(r->inode->i_mapping, idx, 1, false);
-		unlock_page(cowsnap_zero_page);
+		lock_page(r->zero_page);
+		cowsnap_live_zap(r, idx, 1);
+		unlock_page(r->zero_page);
 	}
+}
+
+/*
+ * For a read fault: the live page at @idx, or @r's zero page for a hole,
+ * referenced and locked (the zero page while @idx is still a hole); NULL if
+ * the zero page cannot be used.
+ */
+struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx)
+{
+	struct page *page, *zero;
+
+	for (;;) {
+		page = cowsnap_live_get_locked(r, idx);
+		if (page)
+			return page;
+		zero = r->zero_page;
+		if (!cowsnap_zero_page_usable(zero))
+			return NULL;	/* the caller fills the hole */
+		WRITE_ONCE(r->zero_mapped, true);
+		/* Pairs with the barrier in cowsnap_live_filled(). */
+		smp_mb();
+		lock_page(zero);
+		if (!xa_load(&r->pages, idx)) {
+			get_page(zero);
+			return zero;
+		}
+		unlock_page(zero);
+	}
+}
+
+/*
+ * Record the state at @idx (@page, NULL for a hole) for the newest
+ * snapshot before it changes.  @e is a record from cowsnap_rec_alloc(),
+ * used or dropped here.  @page is locked; its live ownership passes to the
+ * record.  Only a racing hole fill can have recorded @idx already
+ * (-EEXIST), or taken the reserved slot with it (-ENOMEM).  A page with
+ * other owners needs cowsnap_idx_dups() once the live entry changed.
+ */
+static int cowsnap_live_record(struct cowsnap_region *r, pgoff_t idx,
+			       struct page *page, struct cowsnap_rec *e)
+{
+	int err = cowsnap_rec_push(r, e, idx, page);
+
+	if (err) {
+		WARN_ON_ONCE(page);
+		cowsnap_rec_drop(r, e, idx);
+		return err;
+	}
+	cowsnap_rec_recount(e);
+	return 0;
 }
 
 /*
@@ -162,70 +333,225 @@ void cowsnap_live_filled(struct cowsnap_region *r, pgoff_t idx)
  */
 static struct page *cowsnap_live_fill(struct cowsnap_region *r, pgoff_t idx)
 {
-	struct page *page = cowsnap_page_alloc(__GFP_ZERO);
+	struct cowsnap_rec *e = NULL;
+	struct page *page;
 	int err;
 
-	if (!page)
+	if (!cowsnap_live_fresh(r, idx)) {
+		e = cowsnap_rec_alloc(r, idx);
+		if (!e)
+			return ERR_PTR(-ENOMEM);
+	}
+	page = cowsnap_page_alloc(NULL);
+	if (!page) {
+		if (e)
+			cowsnap_rec_drop(r, e, idx);
 		return ERR_PTR(-ENOMEM);
+	}
+	/* The hole goes to the snapshot before the page is visible. */
+	if (e) {
+		err = cowsnap_live_record(r, idx, NULL, e);
+		if (err && err != -EEXIST) {
+			cowsnap_page_free_unowned(page);
+			return ERR_PTR(err);
+		}
+	}
 	__folio_set_locked(page_folio(page));
-	err = xa_insert(&r->pages, idx, page, GFP_KERNEL_ACCOUNT |
-			__GFP_RETRY_MAYFAIL | __GFP_NOWARN);
+	err = xa_insert(&r->pages, idx, page, COWSNAP_GFP);
 	if (err) {
 		__folio_clear_locked(page_folio(page));
-		cowsnap_page_disown(page);
-		put_page(page);
+		cowsnap_page_free_unowned(page);
 		if (err == -EBUSY)
 			return ERR_PTR(-EEXIST);
 		cowsnap_count(&cowsnap_stats.alloc_failures, 1);
 		return ERR_PTR(err);
 	}
-	xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
 	atomic_long_inc(&r->nr_pages);
+	cowsnap_page_own(page);
+	cowsnap_live_acct(r, idx, 1);
 	get_page(page);
 	cowsnap_live_filled(r, idx);
 	return page;
 }
 
 /*
- * Every PTE of the zero page holds a reference (it is a normal page, not
- * the kernel's special zero PFN): stop handing it out long before the
- * count could overflow; holes are then filled or given a page of their own.
+ * Point live entry @idx from @old (NULL for a hole) at @new (NULL: make
+ * it a hole), whose live ownership the caller already moved.  Zaps @idx
+ * everywhere.  Caller holds fault_sem and took @idx's share of the
+ * counters back (cowsnap_live_acct()), to add the new one after.
  */
-bool cowsnap_zero_page_usable(void)
+void cowsnap_live_set(struct cowsnap_region *r, pgoff_t idx,
+		      struct page *old, struct page *new)
 {
-	return page_ref_count(cowsnap_zero_page) < (1 << 30);
+	if (new) {
+		/* Over an entry or a reservation: allocates nothing. */
+		xa_store(&r->pages, idx, new, GFP_NOWAIT);
+		if (!old)
+			atomic_long_inc(&r->nr_pages);
+	} else {
+		xa_erase(&r->pages, idx);
+		atomic_long_dec(&r->nr_pages);
+	}
+	xa_clear_mark(&r->pages, idx, COWSNAP_MARK_WRITABLE);
+	xa_clear_mark(&r->pages, idx, COWSNAP_MARK_INHERITED);
+	xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DUP);
+	xa_erase(&r->pinned, idx);
+	if (!old && new)
+		cowsnap_live_filled(r, idx);
+	else
+		cowsnap_live_zap(r, idx, 1);
+}
+
+/* Whether something beyond owners, PTEs and @extra references holds @page. */
+static bool cowsnap_page_referenced(struct page *page, int extra)
+{
+	return page_count(page) > page_private(page) +
+				  cowsnap_mapcount(page) + extra;
 }
 
 /*
- * For a read fault: the live page at @idx, or cowsnap_zero_page for a hole,
- * referenced and locked (the zero page while @idx is still a hole); NULL if
- * the zero page is not usable.
+ * The snapshot record @e takes @copy, a new locked copy of live page @page
+ * (locked, one owner, unchanged since the newest snapshot), and the live
+ * view keeps @page where every mapping has it, unless something beyond its
+ * owner, PTEs and the caller references @page: then it must not change,
+ * and false is returned with nothing done.  Snapshot fds' PTEs of @page go
+ * first; a reader that took a reference meanwhile re-checks the record
+ * after taking it, and if it raced with the push here, the record takes
+ * @page after all and the live view the copy (@e is then pushed).
  */
-struct page *cowsnap_live_get_for_read(struct cowsnap_region *r, pgoff_t idx)
+static bool cowsnap_live_keep(struct cowsnap_region *r, pgoff_t idx,
+			      struct page *page, struct page *copy,
+			      struct cowsnap_rec *e)
 {
-	struct page *page;
+	cowsnap_snap_zap_fds(r, idx);
+	if (cowsnap_page_referenced(page, 1))
+		return false;
+	cowsnap_live_acct(r, idx, -1);
+	if (WARN_ON_ONCE(cowsnap_rec_push(r, e, idx, copy))) {
+		cowsnap_live_acct(r, idx, 1);
+		return false;	/* @page is locked and unfresh: cannot be */
+	}
+	cowsnap_page_own(copy);
+	/* Pairs with the reader's get_page() before its re-check. */
+	smp_mb();
+	if (!cowsnap_page_referenced(page, 1)) {
+		cowsnap_rec_recount(e);
+		cowsnap_live_acct(r, idx, 1);
+		return true;
+	}
+	/* The record and the live view trade pages: no owner changes. */
+	WRITE_ONCE(e->page, page);
+	cowsnap_rec_recount(e);
+	cowsnap_live_set(r, idx, page, copy);
+	cowsnap_live_acct(r, idx, 1);
+	return false;
+}
+
+/*
+ * Live page @page at @idx (locked, current, referenced by the caller) is
+ * about to be written; return the page to write: @page itself, or a copy
+ * that replaced it in the live view, locked and with a reference for the
+ * caller (who still unlocks and puts @page), or ERR_PTR(-ENOMEM).
+ * @mapped: the caller maps it writable, so the next snapshot must
+ * write-protect it.  Caller holds fault_sem for read.
+ */
+static struct page *cowsnap_live_prepare_write(struct cowsnap_region *r,
+					       pgoff_t idx, struct page *page,
+					       bool mapped)
+{
+	bool fresh = cowsnap_live_fresh(r, idx);
+	struct cowsnap_rec *e = NULL;
+	struct page *copy;
+
+	if (fresh && page_private(page) == 1)
+		goto in_place;
+	if (!fresh) {
+		e = cowsnap_rec_alloc(r, idx);
+		if (!e)
+			return ERR_PTR(-ENOMEM);
+	}
+	copy = cowsnap_page_alloc(page);
+	if (!copy) {
+		if (e)
+			cowsnap_rec_drop(r, e, idx);
+		return ERR_PTR(-ENOMEM);
+	}
+	__folio_set_locked(page_folio(copy));
+	cowsnap_count(&cowsnap_stats.cow_faults, 1);
+	trace_cowsnap_cow(r->name, idx);
+	if (e && page_private(page) == 1) {
+		if (cowsnap_live_keep(r, idx, page, copy, e)) {
+			__folio_clear_locked(page_folio(copy));
+			goto in_place;
+		}
+		if (e->snap)		/* traded: the live view moved */
+			goto moved;
+	}
+	/* The live view moves to the copy; @page to the record, or away. */
+	cowsnap_live_acct(r, idx, -1);
+	if (e) {
+		if (cowsnap_live_record(r, idx, page, e)) {
+			cowsnap_live_acct(r, idx, 1);
+			__folio_clear_locked(page_folio(copy));
+			cowsnap_page_free_unowned(copy);
+			return ERR_PTR(-ENOMEM);
+		}
+	} else {
+		cowsnap_page_disown(page);
+		put_page(page);	/* the live owner's; the caller has one */
+	}
+	cowsnap_page_own(copy);
+	cowsnap_live_set(r, idx, page, copy);
+	cowsnap_live_acct(r, idx, 1);
+	if (page_private(page) > !!e)
+		cowsnap_idx_dups(r, idx, page);
+moved:
+	get_page(copy);		/* the caller's */
+	page = copy;
+in_place:
+	if (xa_get_mark(&r->pages, idx, COWSNAP_MARK_INHERITED)) {
+		/* Written: no longer what the clone inherited. */
+		cowsnap_live_acct(r, idx, -1);
+		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_INHERITED);
+		cowsnap_live_acct(r, idx, 1);
+	}
+	if (mapped)
+		xa_set_mark(&r->pages, idx, COWSNAP_MARK_WRITABLE);
+	return page;
+}
+
+/*
+ * The live page at @idx ready for a store, referenced and locked, filling a
+ * hole or copying as cowsnap_live_prepare_write() decides.  Caller holds
+ * fault_sem for read.  May sleep.
+ */
+struct page *cowsnap_live_get_writable(struct cowsnap_region *r, pgoff_t idx,
+				       bool mapped)
+{
+	struct page *page, *new;
 
 	for (;;) {
 		page = cowsnap_live_get_locked(r, idx);
 		if (page)
-			return page;
-		if (!cowsnap_zero_page_usable())
-			return NULL;	/* the caller fills the hole */
-		WRITE_ONCE(r->zero_mapped, true);
-		/* Pairs with the barrier in cowsnap_live_filled(). */
-		smp_mb();
-		lock_page(cowsnap_zero_page);
-		if (!xa_load(&r->pages, idx)) {
-			get_page(cowsnap_zero_page);
-			return cowsnap_zero_page;
-		}
-		unlock_page(cowsnap_zero_page);
+			break;
+		page = cowsnap_live_fill(r, idx);
+		if (page == ERR_PTR(-EEXIST))
+			continue;
+		if (!IS_ERR(page) && mapped)
+			xa_set_mark(&r->pages, idx, COWSNAP_MARK_WRITABLE);
+		return page;
 	}
+	new = cowsnap_live_prepare_write(r, idx, page, mapped);
+	if (new != page) {
+		unlock_page(page);
+		put_page(page);
+	}
+	return new;
 }
 
 /*
- * The live page at @idx, referenced and locked, allocating it if @idx is a
- * hole.  Caller holds fault_sem for read.  May sleep.
+ * The live page at @idx, referenced and locked, filling a hole.  Caller
+ * holds fault_sem for read.  May sleep.
  */
 struct page *cowsnap_live_get_filled(struct cowsnap_region *r, pgoff_t idx)
 {
@@ -240,58 +566,20 @@ struct page *cowsnap_live_get_filled(struct cowsnap_region *r, pgoff_t idx)
 	return page;
 }
 
-/*
- * Replace live page @old at @idx, locked, current and shared, by a private
- * copy; return the copy referenced and locked.  Every mapping of @idx in
- * every process is zapped so that all mappers fault the copy in.  @old
- * stays locked and referenced by the caller.  Caller holds fault_sem for
- * read.
- */
-struct page *cowsnap_live_cow(struct cowsnap_region *r, pgoff_t idx,
-			      struct page *old)
+/* As cowsnap_live_get_writable(), for a page the caller holds locked. */
+struct page *cowsnap_live_mkwrite(struct cowsnap_region *r, pgoff_t idx,
+				  struct page *page)
 {
-	struct page *new = cowsnap_page_alloc(0);
-
-	if (!new)
-		return ERR_PTR(-ENOMEM);
-	copy_highpage(new, old);
-	__folio_set_locked(page_folio(new));
-	get_page(new);
-	/* Cannot fail: the entry exists, so no node is allocated. */
-	xa_store(&r->pages, idx, new, GFP_NOWAIT);
-	xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-	cowsnap_page_disown(old);
-	unmap_mapping_pages(r->inode->i_mapping, idx, 1, false);
-	put_page(old);		/* the live view's; the caller holds its own */
-	cowsnap_count(&cowsnap_stats.cow_faults, 1);
-	cowsnap_count(&cowsnap_stats.bytes_copied, PAGE_SIZE);
-	trace_cowsnap_cow(r->name, idx);
-	return new;
+	return cowsnap_live_prepare_write(r, idx, page, true);
 }
 
 /*
- * The live page at @idx ready for a store: referenced, locked and owned by
- * the live view alone.  Caller holds fault_sem for read.  May sleep.
+ * read() of the live view (@sid 0) or of snapshot @sid of @r, @size bytes:
+ * holes read as zeros.  Takes no lock while copying, so the destination may
+ * be a cowsnap mapping.
  */
-struct page *cowsnap_live_get_writable(struct cowsnap_region *r, pgoff_t idx)
-{
-	struct page *page = cowsnap_live_get_filled(r, idx);
-	struct page *new;
-
-	if (IS_ERR(page) || page_private(page) == 1)
-		return page;
-	new = cowsnap_live_cow(r, idx, page);
-	unlock_page(page);
-	put_page(page);
-	return new;
-}
-
-/*
- * read() of a page store of @size bytes: holes read as zeros.  Takes no
- * lock while copying, so the destination may be a cowsnap mapping.
- */
-ssize_t cowsnap_pages_read(struct xarray *xa, u64 size, char __user *buf,
-			   size_t len, loff_t *ppos)
+ssize_t cowsnap_read_pages(struct cowsnap_region *r, u64 sid, u64 size,
+			   char __user *buf, size_t len, loff_t *ppos)
 {
 	loff_t pos = *ppos;
 	size_t done = 0;
@@ -305,9 +593,12 @@ ssize_t cowsnap_pages_read(struct xarray *xa, u64 size, char __user *buf,
 	while (done < len) {
 		size_t off = offset_in_page(pos);
 		size_t n = min_t(size_t, PAGE_SIZE - off, len - done);
-		struct page *page = cowsnap_page_get(xa, pos >> PAGE_SHIFT);
+		pgoff_t idx = pos >> PAGE_SHIFT;
+		struct page *page;
 		size_t left;
 
+		page = sid ? cowsnap_snap_page_get(r, sid, idx) :
+			     cowsnap_page_get(&r->pages, idx);
 		if (page) {
 			void *kaddr = kmap_local_page(page);
 
@@ -333,4 +624,36 @@ ssize_t cowsnap_pages_read(struct xarray *xa, u64 size, char __user *buf,
 		return err;
 	*ppos = pos;
 	return done;
+}
+
+/*
+ * The last user of @r is gone: no mapping or handle can reach the live
+ * view again.  Live pages a remaining snapshot holds move to the history;
+ * the rest are freed.  Caller holds fault_sem for write.
+ */
+void cowsnap_live_retire(struct cowsnap_region *r)
+{
+	struct page *page;
+	unsigned long idx;
+
+	xa_for_each(&r->pages, idx, page) {
+		bool keep = r->newest && !cowsnap_live_fresh(r, idx);
+
+		lock_page(page);
+		cowsnap_live_acct(r, idx, -1);
+		xa_erase(&r->pages, idx);
+		if (keep)
+			cowsnap_live_record(r, idx, page,
+					    cowsnap_rec_alloc_nofail(r, idx));
+		else
+			cowsnap_page_disown(page);
+		if (page_private(page) > keep)
+			cowsnap_idx_dups(r, idx, page);
+		unlock_page(page);
+		if (!keep)
+			put_page(page);
+		cond_resched();
+	}
+	xa_destroy(&r->pinned);
+	atomic_long_set(&r->nr_pages, 0);
 }

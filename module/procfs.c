@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * /proc/cowsnap: global counters, then one record per region and snapshot.
- * The format is documented in README.md ("/proc/cowsnap").
+ * The format is documented in README.md ("/proc/cowsnap").  A reader sees
+ * the regions it may attach (all of them with CAP_SYS_ADMIN or
+ * CAP_DAC_OVERRIDE); ids are shown in the reader's user namespace.
  *
- * Locking: counters are atomics read without locks; each region's records
- * are printed under its own lock, holding a reference taken from the name
- * table (not its lock, which create/attach/destroy need).
+ * Every figure is a counter, so the cost is in the records printed, not in
+ * the pages: regions are taken from the name table a few at a time and
+ * referenced, each printed under its own lock (never the table's).
+ *
+ * Locking: counters are atomics read without locks.
  */
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
-#include <linux/slab.h>
 #include <linux/user_namespace.h>
 #include "cowsnap.h"
+
+#define COWSNAP_PROC_BATCH	32
 
 static void cowsnap_show_counter(struct seq_file *m, const char *name,
 				 atomic_long_t *v)
@@ -19,66 +24,54 @@ static void cowsnap_show_counter(struct seq_file *m, const char *name,
 	seq_printf(m, "%-16s %ld\n", name, atomic_long_read(v));
 }
 
-/*
- * Referenced regions of the name table, so that the page walks below run
- * without cowsnap_regions_lock (they would stall every create and attach).
- */
-static struct cowsnap_region **cowsnap_regions_get(unsigned int *n)
+static void cowsnap_show_region(struct seq_file *m, struct cowsnap_region *r)
 {
-	struct cowsnap_region **rs, *r;
-	unsigned int cap = 0;
+	struct user_namespace *ns = seq_user_ns(m);
 
-	mutex_lock(&cowsnap_regions_lock);
-	list_for_each_entry(r, &cowsnap_regions, node)
-		cap++;
-	rs = kmalloc_array(max(cap, 1U), sizeof(*rs), GFP_KERNEL);
-	*n = 0;
-	if (rs)
-		list_for_each_entry(r, &cowsnap_regions, node) {
-			kref_get(&r->ref);
-			rs[(*n)++] = r;
-		}
-	mutex_unlock(&cowsnap_regions_lock);
-	return rs;
+	seq_printf(m, "region %s %llu %ld %lu %u %llu %u %u %04o\n",
+		   r->name, r->size, atomic_long_read(&r->nr_pages),
+		   cowsnap_live_shared(r), r->nr_snaps, cowsnap_newest_id(r),
+		   from_kuid_munged(ns, r->uid), from_kgid_munged(ns, r->gid),
+		   r->mode);
 }
 
-/* One line per region, then one per snapshot; sizes in bytes or pages. */
-static void cowsnap_show_records(struct seq_file *m)
+static void cowsnap_show_snapshots(struct seq_file *m,
+				   struct cowsnap_region *r)
 {
-	struct cowsnap_region **rs, *r;
-	struct cowsnap_snap *snap;
+	struct cowsnap_snap *s;
+
+	list_for_each_entry(s, &r->snaps, node)
+		if (s->listed)
+			seq_printf(m, "snapshot %s %llu %s %llu %lu %ld\n",
+				   r->name, s->id,
+				   s->label[0] ? s->label : "-", s->ctime_ns,
+				   s->referenced,
+				   atomic_long_read(&s->exclusive));
+}
+
+/* Print @show for every region the reader may see, in creation order. */
+static void cowsnap_show_each(struct seq_file *m,
+			      void (*show)(struct seq_file *m,
+					   struct cowsnap_region *r))
+{
+	struct cowsnap_region *rs[COWSNAP_PROC_BATCH];
+	unsigned long after = 0;
 	unsigned int n, i;
 
-	rs = cowsnap_regions_get(&n);
-	if (!rs)
-		return;
-	seq_puts(m, "# region name size resident shared snapshots newest uid gid mode\n");
-	for (i = 0; i < n; i++) {
-		r = rs[i];
-		mutex_lock(&r->lock);
-		seq_printf(m, "region %s %llu %ld %lu %u %llu %u %u %04o\n",
-			   r->name, r->size, atomic_long_read(&r->nr_pages),
-			   cowsnap_count_owned(&r->pages, 2, true), r->nr_snaps,
-			   cowsnap_newest_id(r),
-			   from_kuid_munged(&init_user_ns, r->uid),
-			   from_kgid_munged(&init_user_ns, r->gid), r->mode);
-		mutex_unlock(&r->lock);
-	}
-	seq_puts(m, "# snapshot region id label ctime_ns referenced exclusive\n");
-	for (i = 0; i < n; i++) {
-		r = rs[i];
-		mutex_lock(&r->lock);
-		list_for_each_entry(snap, &r->snaps, node)
-			seq_printf(m, "snapshot %s %llu %s %llu %lu %lu\n",
-				   r->name, snap->id,
-				   snap->label[0] ? snap->label : "-",
-				   snap->ctime_ns, snap->nr_pages,
-				   cowsnap_count_owned(&snap->pages, 1, false));
-		mutex_unlock(&r->lock);
-	}
-	for (i = 0; i < n; i++)
-		cowsnap_region_put(rs[i]);
-	kfree(rs);
+	do {
+		n = cowsnap_regions_next(after, rs, ARRAY_SIZE(rs));
+		for (i = 0; i < n; i++) {
+			struct cowsnap_region *r = rs[i];
+
+			after = r->rid;
+			if (cowsnap_region_visible(r)) {
+				mutex_lock(&r->lock);
+				show(m, r);
+				mutex_unlock(&r->lock);
+			}
+			cowsnap_region_put(r);
+		}
+	} while (n == ARRAY_SIZE(rs));
 }
 
 static int cowsnap_proc_show(struct seq_file *m, void *v)
@@ -92,6 +85,8 @@ static int cowsnap_proc_show(struct seq_file *m, void *v)
 	cowsnap_show_counter(m, "pages_allocated", &s->pages_allocated);
 	cowsnap_show_counter(m, "pages_shared", &s->pages_shared);
 	seq_printf(m, "%-16s %lu\n", "pages_limit", cowsnap_max_pages);
+	cowsnap_show_counter(m, "meta_bytes", &s->meta_bytes);
+	cowsnap_show_counter(m, "records", &s->records);
 	cowsnap_show_counter(m, "cow_faults", &s->cow_faults);
 	cowsnap_show_counter(m, "bytes_copied", &s->bytes_copied);
 	cowsnap_show_counter(m, "read_faults", &s->read_faults);
@@ -101,7 +96,10 @@ static int cowsnap_proc_show(struct seq_file *m, void *v)
 	cowsnap_show_counter(m, "pages_restored", &s->pages_restored);
 	cowsnap_show_counter(m, "clones", &s->clones);
 	cowsnap_show_counter(m, "alloc_failures", &s->alloc_failures);
-	cowsnap_show_records(m);
+	seq_puts(m, "# region name size resident shared snapshots newest uid gid mode\n");
+	cowsnap_show_each(m, cowsnap_show_region);
+	seq_puts(m, "# snapshot region id label ctime_ns referenced exclusive\n");
+	cowsnap_show_each(m, cowsnap_show_snapshots);
 	return 0;
 }
 

@@ -3,124 +3,193 @@
  * Restore, diff and clone.
  *
  * Restore runs with fault_sem held for write: no store fault and no hole
- * fill can run, and a read fault that raced with a swap re-checks the
- * entry under the page lock.  Each changed index is swapped with the old
- * page locked and then zapped in every mapping, so a mapper sees either
- * the old page or the restored one, never a mix.  Restoring the region's
- * base snapshot (the newest, or the last one restored) visits only the
- * entries marked dirty since; any other snapshot walks the region.
+ * fill can run, and a read fault that raced with a change re-checks the
+ * entry under the page lock.  The indexes that differ from snapshot S are
+ * those with a record owned by S or a newer snapshot (history.c): the
+ * oldest such record at an index is S's state there.  Restoring the
+ * newest snapshot undoes its records, so it costs the pages changed since
+ * it; restoring an older one also costs what changed between them.  Every
+ * changed index is zapped in every mapping, so a mapper sees either the
+ * old page or the restored one, never a mix.  All allocations happen
+ * before the first change: a restore that fails (-ENOMEM) changes nothing.
+ *
+ * Diff compares snapshot images by page identity at the indexes that have
+ * history; clone gives a new region the pages of a snapshot's image.
  *
  * Locking: region->lock, then fault_sem, then page locks (cowsnap.h).
  */
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/uaccess.h>
 #include "cowsnap.h"
 #include "cowsnap_trace.h"
 
 #define COWSNAP_DIFF_BATCH	1024
+/* A diff sorts the records between its ends when there are at most this many. */
+#define COWSNAP_DIFF_SORT_MAX	65536
+#define COWSNAP_RESCHED_PAGES	1024
+
+/* One index a restore changes. */
+struct cowsnap_change {
+	struct cowsnap_rec *target;	/* the state to restore */
+	struct cowsnap_rec *rec;	/* records the leaving state, or NULL */
+};
 
 /*
- * Point live entry @idx, currently @old (NULL: a hole or a reservation),
- * at @new (NULL: make it a hole).  Caller holds fault_sem for write.
+ * Whether @e is the oldest record at its index owned by snapshot @sid or a
+ * newer one, i.e. holds the state of @sid there.
  */
-static void cowsnap_live_replace(struct cowsnap_region *r, pgoff_t idx,
-				 struct page *old, struct page *new)
+static bool cowsnap_rec_is_state_of(struct cowsnap_rec *e, u64 sid)
 {
-	if (new) {
+	struct cowsnap_rec *older = rcu_dereference_protected(e->older, true);
+
+	return !older || older->snap->id < sid;
+}
+
+/* Free what cowsnap_restore_plan() prepared. */
+static void cowsnap_restore_unplan(struct cowsnap_region *r,
+				   struct cowsnap_change *c, unsigned long n)
+{
+	while (n--) {
+		pgoff_t idx = c[n].target->idx;
+
+		if (c[n].rec)
+			cowsnap_rec_drop(r, c[n].rec, idx);
+		if (c[n].target->page)
+			xa_release(&r->pages, idx);	/* if reserved */
+	}
+	kvfree(c);
+}
+
+/*
+ * The indexes that differ from snapshot @s, with everything their change
+ * will need allocated: a record for a leaving state the newest snapshot
+ * holds, a live slot for a hole that gets a page.  Caller holds fault_sem
+ * for write.  Returns the count, or -ENOMEM with nothing allocated.
+ */
+static long cowsnap_restore_plan(struct cowsnap_region *r,
+				 struct cowsnap_snap *s,
+				 struct cowsnap_change **out)
+{
+	struct cowsnap_change *c = NULL, *tmp;
+	unsigned long n = 0, cap = 0;
+	struct cowsnap_snap *t = s;
+	struct cowsnap_rec *e;
+
+	list_for_each_entry_from(t, &r->snaps, node) {
+		list_for_each_entry(e, &t->recs, node) {
+			pgoff_t idx = e->idx;
+			struct page *live = xa_load(&r->pages, idx);
+
+			if (!cowsnap_rec_is_state_of(e, s->id) ||
+			    live == e->page)
+				continue;
+			if (n == cap) {
+				/* kvrealloc() changed its signature in 6.12. */
+				cap = max(64UL, 2 * cap);
+				tmp = kvmalloc_array(cap, sizeof(*c), COWSNAP_GFP);
+				if (!tmp)
+					goto nomem;
+				if (c)
+					memcpy(tmp, c, n * sizeof(*c));
+				kvfree(c);
+				c = tmp;
+			}
+			c[n].target = e;
+			c[n].rec = NULL;
+			/* The leaving state goes to the newest, unless it is
+			 * the newest's own record coming back (an undo). */
+			if (e->snap != r->newest && !cowsnap_live_fresh(r, idx)) {
+				c[n].rec = cowsnap_rec_alloc(r, idx);
+				if (!c[n].rec)
+					goto nomem;
+			}
+			if (!live && e->page &&
+			    xa_reserve(&r->pages, idx, COWSNAP_GFP)) {
+				if (c[n].rec)
+					cowsnap_rec_drop(r, c[n].rec, idx);
+				goto nomem;
+			}
+			n++;
+		}
+		cond_resched();
+	}
+	*out = c;
+	return n;
+nomem:
+	cowsnap_restore_unplan(r, c, n);
+	return -ENOMEM;
+}
+
+/*
+ * Apply one planned change; cannot fail.  Caller holds fault_sem for
+ * write, so only read faults run, and they re-check under the page lock.
+ */
+static void cowsnap_restore_one(struct cowsnap_region *r,
+				struct cowsnap_change *c)
+{
+	struct cowsnap_rec *e = c->target;
+	pgoff_t idx = e->idx;
+	struct page *old = xa_load(&r->pages, idx), *new = e->page;
+	bool undo = e->snap == r->newest;
+
+	cowsnap_live_acct(r, idx, -1);
+	/* The leaving state: into the newest snapshot's history, or away. */
+	if (c->rec) {
+		WARN_ON_ONCE(cowsnap_rec_push(r, c->rec, idx, old));
+		cowsnap_rec_recount(c->rec);
+	} else if (old) {
+		lock_page(old);
+		cowsnap_page_disown(old);
+		unlock_page(old);
+	}
+	/*
+	 * The arriving state: an older record's page gets the live view as
+	 * one more owner, or the newest's own record comes back, leaving the
+	 * history only once the live view shows it (readers of the newest
+	 * snapshot find it in one place or the other).
+	 */
+	if (new && !undo) {
 		lock_page(new);
 		cowsnap_page_own(new);
 		unlock_page(new);
 	}
-	if (old)
+	cowsnap_live_set(r, idx, old, new);
+	if (undo)
+		cowsnap_hist_pop(r, e);
+	cowsnap_live_acct(r, idx, 1);
+	if (old && page_private(old)) {
 		lock_page(old);
-	if (new) {
-		/* Over an entry or a reservation: allocates nothing. */
-		xa_store(&r->pages, idx, new, GFP_NOWAIT);
-		xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-		if (!old) {
-			atomic_long_inc(&r->nr_pages);
-			cowsnap_live_filled(r, idx);
-		}
-	} else {
-		xa_erase(&r->pages, idx);
-		atomic_long_dec(&r->nr_pages);
-	}
-	if (old) {
-		cowsnap_page_disown(old);
+		cowsnap_idx_dups(r, idx, old);
 		unlock_page(old);
-		put_page(old);
 	}
+	if (new && page_private(new) > 1) {
+		lock_page(new);
+		cowsnap_idx_dups(r, idx, new);
+		unlock_page(new);
+	}
+	if (old && !c->rec)
+		put_page(old);	/* the live owner's */
+	if (undo)
+		cowsnap_rec_free(e);
 }
 
-/* Restore the base snapshot @s: only entries marked dirty differ. */
-static unsigned long cowsnap_restore_dirty(struct cowsnap_region *r,
-					   struct cowsnap_snap *s)
+/* Make the live view of @r equal to snapshot @s; the count of changes. */
+static long cowsnap_restore(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
-	pgoff_t zs = 0, ze = 0;
-	unsigned long idx, n = 0;
-	struct page *old;
+	struct cowsnap_change *c;
+	long i, n;
 
-	xa_for_each_marked(&r->pages, idx, old, COWSNAP_MARK_DIRTY) {
-		struct page *new = xa_load(&s->pages, idx);
-
-		if (new != old) {
-			cowsnap_live_replace(r, idx, old, new);
-			cowsnap_unmap_run(r, &zs, &ze, idx);
-			n++;
-		} else {
-			xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-		}
-		cond_resched();
-	}
-	cowsnap_unmap_run(r, &zs, &ze, ULONG_MAX);
-	return n;
-}
-
-/* Restore any snapshot @s by comparing every entry; -ENOMEM changes nothing. */
-static long cowsnap_restore_walk(struct cowsnap_region *r,
-				 struct cowsnap_snap *s)
-{
-	pgoff_t zs = 0, ze = 0;
-	unsigned long idx, n = 0;
-	struct page *page, *new;
-	int err = 0;
-
-	/* Reserve the slots that will be filled, so the swaps cannot fail. */
-	xa_for_each(&s->pages, idx, page) {
-		if (!xa_load(&r->pages, idx)) {
-			err = xa_reserve(&r->pages, idx, GFP_KERNEL_ACCOUNT);
-			if (err)
-				break;
-		}
-	}
-	if (err) {
-		xa_for_each(&s->pages, idx, page)
-			xa_release(&r->pages, idx);
-		return err;
-	}
-	xa_for_each(&r->pages, idx, page) {
-		new = xa_load(&s->pages, idx);
-		if (new != page) {
-			cowsnap_live_replace(r, idx, page, new);
-			cowsnap_unmap_run(r, &zs, &ze, idx);
-			n++;
-		} else {
-			xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-		}
-		if (!(idx & 1023))
+	n = cowsnap_restore_plan(r, s, &c);
+	for (i = 0; i < n; i++) {
+		cowsnap_restore_one(r, &c[i]);
+		if (!(i % COWSNAP_RESCHED_PAGES))
 			cond_resched();
 	}
-	/* Reserved slots read as holes; xa_for_each() above skipped them. */
-	xa_for_each(&s->pages, idx, new) {
-		if (!xa_load(&r->pages, idx)) {
-			cowsnap_live_replace(r, idx, NULL, new);
-			cowsnap_unmap_run(r, &zs, &ze, idx);
-			n++;
-		}
-	}
-	cowsnap_unmap_run(r, &zs, &ze, ULONG_MAX);
+	if (n >= 0)
+		kvfree(c);
 	return n;
 }
 
@@ -145,16 +214,9 @@ long cowsnap_ioc_restore(struct cowsnap_region *r, void __user *argp)
 		   arg.expect_newest != cowsnap_newest_id(r)) {
 		n = -EXDEV;
 	} else {
-		bool walk = r->base_id != s->id;
-
 		down_write(&r->fault_sem);
-		if (walk)
-			n = cowsnap_restore_walk(r, s);
-		else
-			n = cowsnap_restore_dirty(r, s);
-		trace_cowsnap_restore(r->name, s->id, n, walk);
-		if (n >= 0)
-			r->base_id = s->id;
+		n = cowsnap_restore(r, s);
+		trace_cowsnap_restore(r->name, s->id, n, s != r->newest);
 		up_write(&r->fault_sem);
 	}
 	mutex_unlock(&r->lock);
@@ -166,101 +228,226 @@ long cowsnap_ioc_restore(struct cowsnap_region *r, void __user *argp)
 	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
 }
 
-/* Next index >= @idx present in @xa, or ULONG_MAX; *@page gets its entry. */
-static unsigned long cowsnap_next(struct xarray *xa, unsigned long idx,
-				  struct page **page)
+/* The page of image @sid (0: the live view) of @r at @idx; RCU held. */
+static struct page *cowsnap_image_page(struct cowsnap_region *r, u64 sid,
+				       pgoff_t idx)
 {
-	*page = xa_find(xa, &idx, ULONG_MAX, XA_PRESENT);
-	return *page ? idx : ULONG_MAX;
+	return sid ? cowsnap_hist_lookup(r, sid, idx) : xa_load(&r->pages, idx);
+}
+
+struct cowsnap_extents {
+	struct cowsnap_extent *ext;
+	u32 n, cap;
+	u64 next;		/* where to resume, or 0 */
+};
+
+/* Note that @idx differs; false once @x is full (x->next is set). */
+static bool cowsnap_extent_add(struct cowsnap_extents *x, pgoff_t idx)
+{
+	struct cowsnap_extent *last = x->n ? &x->ext[x->n - 1] : NULL;
+
+	if (last && last->start + last->count == idx) {
+		last->count++;
+		return true;
+	}
+	if (x->n == x->cap) {
+		x->next = idx;
+		return false;
+	}
+	x->ext[x->n].start = idx;
+	x->ext[x->n].count = 1;
+	x->n++;
+	return true;
+}
+
+/* Compare images @a and @b at @idx; false once @x is full. */
+static bool cowsnap_diff_one(struct cowsnap_region *r, u64 a, u64 b,
+			     pgoff_t idx, struct cowsnap_extents *x)
+{
+	bool differ;
+
+	rcu_read_lock();
+	differ = cowsnap_image_page(r, a, idx) != cowsnap_image_page(r, b, idx);
+	rcu_read_unlock();
+	return !differ || cowsnap_extent_add(x, idx);
+}
+
+static int cowsnap_cmp_idx(const void *a, const void *b)
+{
+	pgoff_t x = *(const pgoff_t *)a, y = *(const pgoff_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 /*
- * Extents where @a and @b hold different pages, from @idx on, into @ext
- * (at most @cap).  Returns the count; *@next is where to resume or 0.
+ * The indexes that may differ between snapshots @lo and @hi (0: the live
+ * view) have records owned by a snapshot in [@lo, @hi): gather, sort and
+ * compare them from @start, or return -E2BIG if there are too many to sort
+ * (the caller walks the whole history then).  Caller holds region->lock.
  */
-static u32 cowsnap_diff_walk(struct xarray *a, struct xarray *b,
-			     unsigned long idx, unsigned long end,
-			     struct cowsnap_extent *ext, u32 cap, u64 *next)
+static int cowsnap_diff_sorted(struct cowsnap_region *r, u64 lo, u64 hi,
+			       u64 a, u64 b, pgoff_t start,
+			       struct cowsnap_extents *x)
 {
-	struct page *pa, *pb;
-	unsigned long ia, ib;
-	u32 n = 0;
+	struct cowsnap_snap *s;
+	struct cowsnap_rec *e;
+	unsigned long n = 0, i;
+	pgoff_t *idx;
 
-	ia = cowsnap_next(a, idx, &pa);
-	ib = cowsnap_next(b, idx, &pb);
-	*next = 0;
-	for (;;) {
-		unsigned long i = min(ia, ib);
-		struct page *x = i == ia ? pa : NULL;
-		struct page *y = i == ib ? pb : NULL;
-
-		if (i >= end)
+	list_for_each_entry(s, &r->snaps, node)
+		if (s->id >= lo && (!hi || s->id < hi))
+			n += s->nr_recs;
+	if (n > COWSNAP_DIFF_SORT_MAX)
+		return -E2BIG;
+	idx = kvmalloc_array(max(n, 1UL), sizeof(*idx), COWSNAP_GFP);
+	if (!idx)
+		return -ENOMEM;
+	n = 0;
+	xa_lock(&r->hist);	/* lists grow under it while stores run */
+	list_for_each_entry(s, &r->snaps, node) {
+		if (s->id < lo || (hi && s->id >= hi))
+			continue;
+		list_for_each_entry(e, &s->recs, node)
+			if (e->idx >= start && n < COWSNAP_DIFF_SORT_MAX)
+				idx[n++] = e->idx;
+	}
+	xa_unlock(&r->hist);
+	sort(idx, n, sizeof(*idx), cowsnap_cmp_idx, NULL);
+	for (i = 0; i < n; i++) {
+		if (i && idx[i] == idx[i - 1])
+			continue;
+		if (!cowsnap_diff_one(r, a, b, idx[i], x))
 			break;
-		if (x != y) {
-			if (n && ext[n - 1].start + ext[n - 1].count == i) {
-				ext[n - 1].count++;
-			} else {
-				if (n == cap) {
-					*next = i;
-					break;
-				}
-				ext[n].start = i;
-				ext[n].count = 1;
-				n++;
-			}
-		}
-		if (i == ia)
-			ia = cowsnap_next(a, i + 1, &pa);
-		if (i == ib)
-			ib = cowsnap_next(b, i + 1, &pb);
-		if (!(i & 1023))
+		if (!(i % COWSNAP_RESCHED_PAGES))
 			cond_resched();
 	}
-	return n;
+	kvfree(idx);
+	return 0;
+}
+
+/* Compare at every index with history from @start on. */
+static void cowsnap_diff_walk(struct cowsnap_region *r, u64 a, u64 b,
+			      pgoff_t start, struct cowsnap_extents *x)
+{
+	struct cowsnap_rec *e;
+	unsigned long idx;
+
+	xa_for_each_start(&r->hist, idx, e, start) {
+		if (!cowsnap_diff_one(r, a, b, idx, x))
+			break;
+		if (!(idx % COWSNAP_RESCHED_PAGES))
+			cond_resched();
+	}
 }
 
 long cowsnap_ioc_diff(struct cowsnap_region *r, void __user *argp)
 {
-	struct cowsnap_snap *from = NULL, *to = NULL;
-	struct cowsnap_extent *ext;
+	struct cowsnap_extents x = { 0 };
 	struct cowsnap_diff arg;
-	u32 n = 0;
-	u64 next;
+	u64 lo, hi;
 	int err = 0;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
 	if (arg.flags || !arg.count)
 		return -EINVAL;
-	ext = kvcalloc(COWSNAP_DIFF_BATCH, sizeof(*ext), GFP_KERNEL);
-	if (!ext)
+	x.cap = min_t(u32, arg.count, COWSNAP_DIFF_BATCH);
+	x.ext = kvcalloc(x.cap, sizeof(*x.ext), COWSNAP_GFP);
+	if (!x.ext)
 		return -ENOMEM;
+	/* Images differ only where a state between them ended. */
+	lo = arg.from && arg.to ? min(arg.from, arg.to) : arg.from | arg.to;
+	hi = arg.from && arg.to ? max(arg.from, arg.to) : 0;
 	mutex_lock(&r->lock);
-	if (arg.from)
-		from = cowsnap_snap_find(r, arg.from);
-	if (arg.to)
-		to = cowsnap_snap_find(r, arg.to);
-	if ((arg.from && !from) || (arg.to && !to))
+	if ((arg.from && !cowsnap_snap_find(r, arg.from)) ||
+	    (arg.to && !cowsnap_snap_find(r, arg.to)))
 		err = -ENOENT;
-	else if (arg.start < r->npages)
-		n = cowsnap_diff_walk(from ? &from->pages : &r->pages,
-				      to ? &to->pages : &r->pages, arg.start,
-				      r->npages, ext,
-				      min_t(u32, arg.count, COWSNAP_DIFF_BATCH),
-				      &next);
-	else
-		next = 0;
+	else if (arg.start < r->npages && lo)
+		err = cowsnap_diff_sorted(r, lo, hi, arg.from, arg.to,
+					  arg.start, &x);
+	if (err == -E2BIG) {
+		err = 0;
+		cowsnap_diff_walk(r, arg.from, arg.to, arg.start, &x);
+	}
 	mutex_unlock(&r->lock);
 	/* Copy out with no lock held: the buffer may be a cowsnap mapping. */
-	if (!err && copy_to_user(u64_to_user_ptr(arg.extents), ext,
-				 n * sizeof(*ext)))
+	if (!err && copy_to_user(u64_to_user_ptr(arg.extents), x.ext,
+				 x.n * sizeof(*x.ext)))
 		err = -EFAULT;
-	kvfree(ext);
+	kvfree(x.ext);
 	if (err)
 		return err;
-	arg.count = n;
-	arg.next = next;
+	arg.count = x.n;
+	arg.next = x.next;
 	return copy_to_user(argp, &arg, sizeof(arg)) ? -EFAULT : 0;
+}
+
+/*
+ * Give clone @nr the page of snapshot @sid of @r at @idx, if any; -ENOMEM.
+ * The page is locked and re-checked, so a store in @r that keeps writing
+ * its live page cannot hand the clone that page after its record took the
+ * copy.  Caller holds @r's fault_sem for read.
+ */
+static int cowsnap_clone_one(struct cowsnap_region *r, u64 sid,
+			     struct cowsnap_region *nr, pgoff_t idx)
+{
+	struct page *page;
+	int err = 0;
+
+	if (xa_load(&nr->pages, idx))
+		return 0;	/* done already */
+	for (;;) {
+		page = cowsnap_snap_page_get(r, sid, idx);
+		if (!page)
+			return 0;
+		lock_page(page);
+		rcu_read_lock();
+		if (cowsnap_hist_lookup(r, sid, idx) == page) {
+			rcu_read_unlock();
+			break;
+		}
+		rcu_read_unlock();
+		unlock_page(page);
+		put_page(page);
+	}
+	err = xa_insert(&nr->pages, idx, page, COWSNAP_GFP);
+	if (!err) {
+		cowsnap_page_own(page);
+		xa_set_mark(&nr->pages, idx, COWSNAP_MARK_INHERITED);
+		atomic_long_inc(&nr->nr_pages);
+	}
+	unlock_page(page);
+	put_page(page);
+	return err;
+}
+
+/* Fill @nr with snapshot @s of @r: every index @r holds a page or history at. */
+static int cowsnap_clone_fill(struct cowsnap_region *r, struct cowsnap_snap *s,
+			      struct cowsnap_region *nr)
+{
+	struct page *page;
+	struct cowsnap_rec *e;
+	unsigned long idx;
+	int err = 0;
+
+	down_read(&r->fault_sem);
+	xa_for_each(&r->pages, idx, page) {
+		err = cowsnap_clone_one(r, s->id, nr, idx);
+		if (err)
+			goto out;
+		if (!(idx % COWSNAP_RESCHED_PAGES))
+			cond_resched();
+	}
+	xa_for_each(&r->hist, idx, e) {
+		err = cowsnap_clone_one(r, s->id, nr, idx);
+		if (err)
+			goto out;
+		if (!(idx % COWSNAP_RESCHED_PAGES))
+			cond_resched();
+	}
+out:
+	up_read(&r->fault_sem);
+	return err;
 }
 
 long cowsnap_ioc_clone(struct cowsnap_region *r, void __user *argp)
@@ -268,8 +455,6 @@ long cowsnap_ioc_clone(struct cowsnap_region *r, void __user *argp)
 	struct cowsnap_region *nr;
 	struct cowsnap_clone arg;
 	struct cowsnap_snap *s;
-	struct page *page;
-	unsigned long idx;
 	int err;
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
@@ -281,35 +466,23 @@ long cowsnap_ioc_clone(struct cowsnap_region *r, void __user *argp)
 		return err;
 	nr = cowsnap_region_find(arg.name);
 	if (nr) {
-		cowsnap_region_put(nr);
+		cowsnap_region_put_user(nr);
 		return -EEXIST;
 	}
 	s = cowsnap_snap_get(r, arg.id);
 	if (!s)
 		return -ENOENT;
-
 	nr = cowsnap_region_alloc(arg.name, r->size, arg.mode);
 	if (IS_ERR(nr)) {
 		cowsnap_snap_put(s);
 		return PTR_ERR(nr);
 	}
-	xa_for_each(&s->pages, idx, page) {
-		lock_page(page);
-		cowsnap_page_own(page);
-		unlock_page(page);
-		err = xa_insert(&nr->pages, idx, page, GFP_KERNEL_ACCOUNT);
-		if (err) {
-			cowsnap_page_release(page);
-			break;
-		}
-		atomic_long_inc(&nr->nr_pages);
-		if (!(idx & 1023))
-			cond_resched();
-	}
+	err = cowsnap_clone_fill(r, s, nr);
 	cowsnap_snap_put(s);
 	if (!err)
 		err = cowsnap_region_publish(nr);
-	cowsnap_region_put(nr);	/* the name table holds it now, if published */
+	/* The name table holds it now, if published; else it goes. */
+	cowsnap_region_put_user(nr);
 	if (!err)
 		cowsnap_count(&cowsnap_stats.clones, 1);
 	return err;

@@ -2,21 +2,35 @@
 /*
  * Snapshots: create, list, delete, and the read-only snapshot fd.
  *
- * Taking a snapshot (cowsnap_snap_take()), with fault_sem held for write so
- * no store fault or hole fill runs meanwhile:
- *  1. every live page gets the snapshot as one more owner, under its page
- *     lock: a page_mkwrite that found the page unshared still holds that
- *     lock until its PTE is writable, so step 2 sees and protects that PTE;
- *  2. every PTE of the region, in every process, is write-protected and the
- *     TLBs flushed: from here on a store faults and waits for fault_sem.
- *     This is the instant of the cut: a store before it reached a page the
- *     snapshot shares, a store after it copies;
- *  3. pages that had references beyond their owners and mappings (pinned
- *     or referenced for I/O, which may still write them) are replaced in
- *     the snapshot by copies made now.
+ * Taking a snapshot (cowsnap_snap_take()) copies nothing and records
+ * nothing: it becomes the region's newest, so every later first change of
+ * an index records the state it leaves (history.c).  Its cost is in the
+ * pages whose PTEs were made writable since the previous snapshot (marked
+ * COWSNAP_MARK_WRITABLE), with fault_sem held for write so that no store
+ * fault, hole fill or write() runs meanwhile:
+ *  1. in-flight page_mkwrite()s finish: each marked its page under the
+ *     page lock, which the core holds until the PTE is writable;
+ *  2. the PTEs of those pages, in every writable mapping, are cleaned,
+ *     write-protected and cleaned again, and the ones found dirty by the
+ *     second cleaning are zapped.  A dirty read-only PTE can be made
+ *     writable without a fault (mprotect(), NUMA hinting trust the dirty
+ *     bit), so none may be left: the first cleaning removes the dirty bits
+ *     of everything written before, the second catches PTEs written or
+ *     made writable again between the walks.  Clean PTEs stay mapped, so
+ *     reads after a snapshot do not fault.  This is the instant of the cut:
+ *     a store before it reached a page the snapshot holds, a store after it
+ *     faults and waits;
+ *  3. pages that something beyond their owners and mappings references
+ *     (GUP pins, I/O in flight, which may still write them) give the
+ *     snapshot a copy made now and stay live; they are checked again at
+ *     every snapshot (region->pinned) until they are no longer referenced.
+ *     A write pin needs a write fault on a read-only PTE, so pages neither
+ *     marked writable nor pinned cannot have one.
  *
- * Locking: region->lock guards the snapshot list; a snapshot's pages never
- * change once it is listed.  See cowsnap.h for the order.
+ * Locking: region->lock guards the snapshot list; fault_sem (write)
+ * changes the newest snapshot.  A snapshot's kref counts its place in the
+ * list while listed and its open fds; the last put merges its history
+ * into the previous snapshot with region->lock held.
  */
 #include <linux/bitmap.h>
 #include <linux/file.h>
@@ -30,6 +44,10 @@
 #include "cowsnap_trace.h"
 
 #define COWSNAP_LIST_BATCH	64
+#define COWSNAP_CLEAN_CHUNK	(8 * PAGE_SIZE)	/* pages per bitmap */
+/* Marked runs closer than this are walked as one. */
+#define COWSNAP_RUN_GAP		512
+#define COWSNAP_RESCHED_PAGES	1024
 
 /* Listed snapshot @id of @r, or NULL; caller holds r->lock. */
 struct cowsnap_snap *cowsnap_snap_find(struct cowsnap_region *r, u64 id)
@@ -38,18 +56,21 @@ struct cowsnap_snap *cowsnap_snap_find(struct cowsnap_region *r, u64 id)
 
 	lockdep_assert_held(&r->lock);
 	list_for_each_entry(s, &r->snaps, node)
-		if (s->id == id)
+		if (s->id == id && s->listed)
 			return s;
 	return NULL;
 }
 
-/* Id of @r's newest snapshot, or 0; caller holds r->lock. */
+/* Id of @r's newest listed snapshot, or 0; caller holds r->lock. */
 u64 cowsnap_newest_id(struct cowsnap_region *r)
 {
+	struct cowsnap_snap *s;
+
 	lockdep_assert_held(&r->lock);
-	if (list_empty(&r->snaps))
-		return 0;
-	return list_last_entry(&r->snaps, struct cowsnap_snap, node)->id;
+	list_for_each_entry_reverse(s, &r->snaps, node)
+		if (s->listed)
+			return s->id;
+	return 0;
 }
 
 /* Listed snapshot @id of @r, referenced, or NULL. */
@@ -65,182 +86,270 @@ struct cowsnap_snap *cowsnap_snap_get(struct cowsnap_region *r, u64 id)
 	return s;
 }
 
-static void cowsnap_snap_release(struct kref *ref)
+static void cowsnap_snap_free(struct cowsnap_snap *s)
 {
-	struct cowsnap_snap *s = container_of(ref, struct cowsnap_snap, ref);
-
-	cowsnap_pages_release(&s->pages);
-	kfree(s);
+	cowsnap_budget_uncharge(0, sizeof(*s));
+	kfree_rcu(s, rcu);
 }
 
+/* @s has no reference left: merge its history away; r->lock held. */
+static void cowsnap_snap_destroy(struct cowsnap_region *r,
+				 struct cowsnap_snap *s)
+{
+	down_write(&r->fault_sem);
+	cowsnap_hist_merge(r, s);
+	up_write(&r->fault_sem);
+	cowsnap_snap_free(s);
+}
+
+/* Drop a reference to @s; caller does not hold its region's lock. */
 void cowsnap_snap_put(struct cowsnap_snap *s)
 {
-	kref_put(&s->ref, cowsnap_snap_release);
+	struct cowsnap_region *r = s->region;
+
+	mutex_lock(&r->lock);
+	if (refcount_dec_and_test(&s->ref.refcount))
+		cowsnap_snap_destroy(r, s);
+	mutex_unlock(&r->lock);
 }
 
-/* Take @s off @r's list and drop the list's reference. */
-void cowsnap_snap_unlink(struct cowsnap_region *r, struct cowsnap_snap *s)
+/* Delete listed @s: unlist it and drop the list's reference; r->lock held. */
+void cowsnap_snap_unlist(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
-	list_del(&s->node);
+	lockdep_assert_held(&r->lock);
+	trace_cowsnap_delete(r->name, s->id, s->referenced);
+	s->listed = false;
 	r->nr_snaps--;
-	if (r->base_id == s->id)
-		r->base_id = 0;
 	atomic_long_dec(&cowsnap_stats.snapshots);
-	cowsnap_snap_put(s);
+	if (refcount_dec_and_test(&s->ref.refcount))
+		cowsnap_snap_destroy(r, s);
 }
 
 /*
- * Step 3: give @s private copies of the pages that something beyond their
- * owners and PTEs references (GUP pins, I/O), since that may still write.
- * Nothing changes @s or the live xarray meanwhile (fault_sem is held).
+ * Wait for page_mkwrite()s that marked @r's pages writable and may not
+ * have installed their PTE yet: they hold the page lock until then.
  */
-static int cowsnap_snap_copy_pinned(struct cowsnap_region *r,
-				    struct cowsnap_snap *s)
+static void cowsnap_snap_drain(struct cowsnap_region *r)
 {
-	XA_STATE(xas, &s->pages, 0);
-	struct page *page, *copy;
-	unsigned long idx;
+	XA_STATE(xas, &r->pages, 0);
+	struct page *page;
+	unsigned int n = 0;
 
 	rcu_read_lock();
-	xas_for_each(&xas, page, ULONG_MAX) {
+	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
+		bool locked;
+
 		if (xas_retry(&xas, page))
 			continue;
-		if (page_count(page) <= READ_ONCE(page->private) +
-					cowsnap_mapcount(page) &&
-		    (xas.xa_index & 1023))
+		locked = PageLocked(page);
+		if (!locked && ++n % COWSNAP_RESCHED_PAGES)
 			continue;
-		idx = xas.xa_index;	/* xas_pause() moves past it */
+		/* Live entries cannot change: fault_sem is held for write. */
 		xas_pause(&xas);
 		rcu_read_unlock();
-		if (page_count(page) > READ_ONCE(page->private) +
-				       cowsnap_mapcount(page)) {
-			copy = cowsnap_page_alloc(0);
-			if (!copy)
-				return -ENOMEM;
-			copy_highpage(copy, page);
-			xa_store(&s->pages, idx, copy, GFP_NOWAIT);
-			cowsnap_page_release(page);
-			/* The live page now differs from the snapshot's. */
-			xa_set_mark(&r->pages, idx, COWSNAP_MARK_DIRTY);
-			cowsnap_count(&cowsnap_stats.pinned_copies, 1);
+		if (locked) {
+			lock_page(page);
+			unlock_page(page);
 		}
 		cond_resched();
 		rcu_read_lock();
 	}
 	rcu_read_unlock();
+	/* Their PTE updates are visible to the walks that follow. */
+	smp_mb();
+}
+
+#ifdef CONFIG_MAPPING_DIRTY_HELPERS
+/* Step 2 for pages [@first, @first + @nr); @bitmap holds COWSNAP_CLEAN_CHUNK. */
+static void cowsnap_protect_run(struct address_space *mapping, pgoff_t first,
+				pgoff_t nr, unsigned long *bitmap)
+{
+	while (nr) {
+		pgoff_t n = min_t(pgoff_t, nr, COWSNAP_CLEAN_CHUNK);
+		pgoff_t start = n, end = 0;
+		unsigned long b, e;
+
+		clean_record_shared_mapping_range(mapping, first, n, first,
+						  bitmap, &start, &end);
+		bitmap_zero(bitmap, n);
+		wp_shared_mapping_range(mapping, first, n);
+		start = n;
+		end = 0;
+		if (clean_record_shared_mapping_range(mapping, first, n, first,
+						      bitmap, &start, &end)) {
+			for_each_set_bitrange(b, e, bitmap, n)
+				unmap_mapping_pages(mapping, first + b, e - b,
+						    false);
+			bitmap_zero(bitmap, n);
+		}
+		first += n;
+		nr -= n;
+		cond_resched();
+	}
+}
+#else
+/* Without the kernel's helpers, zap: a zapped PTE cannot be writable. */
+static void cowsnap_protect_run(struct address_space *mapping, pgoff_t first,
+				pgoff_t nr, unsigned long *bitmap)
+{
+	unmap_mapping_pages(mapping, first, nr, false);
+}
+#endif
+
+/*
+ * Step 2 over the runs of pages marked writable.  Read-only handles map
+ * through their own address_space, whose PTEs are never writable.
+ */
+static int cowsnap_snap_protect(struct cowsnap_region *r)
+{
+	struct address_space *mapping = r->inode->i_mapping;
+	pgoff_t first = 0, end = 0;
+	unsigned long *bitmap;
+	struct page *page;
+	unsigned long idx;
+
+	if (!mapping_mapped(mapping))
+		return 0;
+	bitmap = bitmap_zalloc(COWSNAP_CLEAN_CHUNK, COWSNAP_GFP);
+	if (!bitmap)
+		return -ENOMEM;
+	xa_for_each_marked(&r->pages, idx, page, COWSNAP_MARK_WRITABLE) {
+		if (end && idx - end < COWSNAP_RUN_GAP) {
+			end = idx + 1;
+			continue;
+		}
+		if (end)
+			cowsnap_protect_run(mapping, first, end - first, bitmap);
+		first = idx;
+		end = idx + 1;
+	}
+	if (end)
+		cowsnap_protect_run(mapping, first, end - first, bitmap);
+	bitmap_free(bitmap);
 	return 0;
 }
 
-#define COWSNAP_CLEAN_CHUNK	(8 * PAGE_SIZE)	/* pages per bitmap */
-
-/*
- * Step 2: write-protect every PTE of @r, then zap the ones that are dirty.
- * mprotect() makes a dirty read-only PTE writable again without a fault
- * (can_change_pte_writable()), even between the two walks; a zapped PTE
- * cannot be.  Clean read-only PTEs stay, so most reads do not refault.
- */
-static void cowsnap_protect_mappings(struct cowsnap_region *r)
-{
-	struct address_space *mapping = r->inode->i_mapping;
-	unsigned long *bitmap = NULL;
-
-	if (!mapping_mapped(mapping))
-		return;
-	/* The helpers are not even declared without this option. */
-#ifdef CONFIG_MAPPING_DIRTY_HELPERS
-	unsigned long idx = 0;
-
-	bitmap = bitmap_zalloc(COWSNAP_CLEAN_CHUNK, GFP_KERNEL);
-	if (bitmap)
-		wp_shared_mapping_range(mapping, 0, r->npages);
-	/* Only chunks that hold pages can have PTEs. */
-	while (bitmap && xa_find(&r->pages, &idx, ULONG_MAX, XA_PRESENT)) {
-		pgoff_t first = round_down(idx, COWSNAP_CLEAN_CHUNK);
-		pgoff_t nr = min_t(pgoff_t, COWSNAP_CLEAN_CHUNK,
-				   r->npages - first);
-		pgoff_t start = 0, end = 0;
-
-		if (clean_record_shared_mapping_range(mapping, first, nr, first,
-						      bitmap, &start, &end)) {
-			unsigned long b, e;
-
-			for_each_set_bitrange(b, e, bitmap, nr)
-				unmap_mapping_pages(mapping, first + b, e - b,
-						    false);
-			bitmap_zero(bitmap, COWSNAP_CLEAN_CHUNK);
-		}
-		idx = first + nr;
-		if (idx >= r->npages)
-			break;
-		cond_resched();
-	}
-#endif
-	if (!bitmap) {
-		unmap_mapping_pages(mapping, 0, r->npages, false);
-		return;
-	}
-	bitmap_free(bitmap);
-}
-
-#define COWSNAP_BATCH	64
-
-struct cowsnap_batch {
-	unsigned int n;
-	unsigned long idx[COWSNAP_BATCH];
-	struct page *page[COWSNAP_BATCH];
+struct cowsnap_pinned {
+	pgoff_t idx;
+	struct page *page;	/* the live page */
+	struct page *copy;
+	struct cowsnap_rec *rec;
 };
 
-/* Up to COWSNAP_BATCH entries of @xa from @from on; false when none. */
-static bool cowsnap_batch_fill(struct xarray *xa, unsigned long from,
-			       struct cowsnap_batch *b)
-{
-	XA_STATE(xas, xa, from);
-	struct page *page;
+struct cowsnap_pinned_set {
+	struct cowsnap_pinned *p;
+	unsigned long n, cap;
+};
 
-	b->n = 0;
-	rcu_read_lock();
-	xas_for_each(&xas, page, ULONG_MAX) {
-		if (xas_retry(&xas, page))
-			continue;
-		b->idx[b->n] = xas.xa_index;
-		b->page[b->n] = page;
-		if (++b->n == COWSNAP_BATCH)
-			break;
+/* Add live page @page at @idx to @set if something references it. */
+static int cowsnap_pinned_check(struct cowsnap_region *r,
+				struct cowsnap_pinned_set *set, pgoff_t idx,
+				struct page *page)
+{
+	struct cowsnap_pinned *p;
+
+	if (page_count(page) <= page_private(page) + cowsnap_mapcount(page)) {
+		xa_erase(&r->pinned, idx);
+		return 0;
 	}
-	rcu_read_unlock();
-	return b->n;
+	if (set->n == set->cap) {
+		set->cap = max(16UL, 2 * set->cap);
+		p = krealloc_array(set->p, set->cap, sizeof(*p), COWSNAP_GFP);
+		if (!p)
+			return -ENOMEM;
+		set->p = p;
+	}
+	p = &set->p[set->n];
+	p->idx = idx;
+	p->page = page;
+	p->rec = cowsnap_rec_alloc(r, idx);
+	if (!p->rec)
+		return -ENOMEM;
+	p->copy = cowsnap_page_alloc(page);
+	if (!p->copy) {
+		cowsnap_rec_drop(r, p->rec, idx);
+		return -ENOMEM;
+	}
+	set->n++;
+	return 0;
 }
 
-/* Store @b into @xa, whose slots are empty; one lock round per batch. */
-static int cowsnap_batch_store(struct xarray *xa, struct cowsnap_batch *b)
+/*
+ * Step 3, first half: copies of the candidate pages (marked writable or
+ * in the pinned set) that something references.  Nothing visible changes,
+ * so a failure (-ENOMEM) leaves the region as it was.
+ */
+static int cowsnap_snap_find_pinned(struct cowsnap_region *r,
+				    struct cowsnap_pinned_set *set)
 {
-	XA_STATE(xas, xa, 0);
-	unsigned int i = 0;
+	struct page *page;
+	unsigned long idx;
+	void *v;
+	int err = 0;
 
-	do {
-		xas_lock(&xas);
-		for (; i < b->n; i++) {
-			xas_set(&xas, b->idx[i]);
-			xas_store(&xas, b->page[i]);
-			if (xas_error(&xas))
-				break;
-		}
-		xas_unlock(&xas);
-	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
-	return xas_error(&xas);
+	xa_for_each_marked(&r->pages, idx, page, COWSNAP_MARK_WRITABLE) {
+		err = cowsnap_pinned_check(r, set, idx, page);
+		if (err)
+			goto fail;
+	}
+	xa_for_each(&r->pinned, idx, v) {
+		if (xa_get_mark(&r->pages, idx, COWSNAP_MARK_WRITABLE))
+			continue;	/* checked above */
+		page = xa_load(&r->pages, idx);
+		err = page ? cowsnap_pinned_check(r, set, idx, page) : 0;
+		if (err)
+			goto fail;
+	}
+	return 0;
+fail:
+	while (set->n--) {
+		cowsnap_page_free_unowned(set->p[set->n].copy);
+		cowsnap_rec_drop(r, set->p[set->n].rec, set->p[set->n].idx);
+	}
+	kfree(set->p);
+	return err;
 }
 
-/* The new base: clear the marks of entries dirty since the old one. */
-static void cowsnap_clear_dirty(struct xarray *xa)
+/*
+ * Step 3, second half: snapshot @s (now the newest) takes the copies; the
+ * live pages stay, changed since @s as far as the history goes.  Cannot
+ * fail but for the pinned set's own slots (then the page is just checked
+ * again next time only if it is written).
+ */
+static void cowsnap_snap_apply_pinned(struct cowsnap_region *r,
+				      struct cowsnap_pinned_set *set)
+{
+	unsigned long i;
+
+	for (i = 0; i < set->n; i++) {
+		struct cowsnap_pinned *p = &set->p[i];
+
+		lock_page(p->page);
+		cowsnap_live_acct(r, p->idx, -1);
+		WARN_ON_ONCE(cowsnap_rec_push(r, p->rec, p->idx, p->copy));
+		cowsnap_page_own(p->copy);
+		cowsnap_rec_recount(p->rec);
+		cowsnap_live_acct(r, p->idx, 1);
+		/* Snapshot fds mapping the live page must see the copy. */
+		cowsnap_snap_zap_fds(r, p->idx);
+		xa_store(&r->pinned, p->idx, xa_mk_value(1), COWSNAP_GFP);
+		unlock_page(p->page);
+		cowsnap_count(&cowsnap_stats.pinned_copies, 1);
+	}
+	kfree(set->p);
+}
+
+/* Clear the writable marks: every such PTE is read-only and clean now. */
+static void cowsnap_clear_writable(struct xarray *xa)
 {
 	XA_STATE(xas, xa, 0);
 	unsigned int n = 0;
 	struct page *page;
 
 	xas_lock(&xas);
-	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_DIRTY) {
-		xas_clear_mark(&xas, COWSNAP_MARK_DIRTY);
-		if (++n % 4096)
+	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
+		xas_clear_mark(&xas, COWSNAP_MARK_WRITABLE);
+		if (++n % COWSNAP_RESCHED_PAGES)
 			continue;
 		xas_pause(&xas);
 		xas_unlock(&xas);
@@ -250,52 +359,30 @@ static void cowsnap_clear_dirty(struct xarray *xa)
 	xas_unlock(&xas);
 }
 
-/*
- * Fill @s with the live view of @r; caller holds r->lock.  With fault_sem
- * held for write the live xarray cannot change: store faults and hole fills
- * wait, restore needs r->lock.
- */
+/* Make @s, not yet listed, @r's newest snapshot; r->lock held. */
 static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
-	struct cowsnap_batch *b = kmalloc(sizeof(*b), GFP_KERNEL);
-	unsigned long idx = 0;
-	unsigned int i;
-	int err = 0;
+	struct cowsnap_pinned_set pinned = { 0 };
+	int err;
 
-	if (!b)
-		return -ENOMEM;
 	down_write(&r->fault_sem);
-	while (cowsnap_batch_fill(&r->pages, idx, b)) {
-		for (i = 0; i < b->n; i++) {
-			lock_page(b->page[i]);
-			cowsnap_page_own(b->page[i]);
-			unlock_page(b->page[i]);
-		}
-		err = cowsnap_batch_store(&s->pages, b);
-		if (err) {
-			/* Entries already stored go with the snapshot. */
-			for (i = 0; i < b->n; i++)
-				if (xa_load(&s->pages, b->idx[i]) != b->page[i])
-					cowsnap_page_release(b->page[i]);
-				else
-					s->nr_pages++;
-			break;
-		}
-		s->nr_pages += b->n;
-		idx = b->idx[b->n - 1] + 1;
-		if (!idx)
-			break;
-		cond_resched();
-	}
-	kfree(b);
-	cowsnap_clear_dirty(&r->pages);
-	cowsnap_protect_mappings(r);
+	cowsnap_snap_drain(r);
+	err = cowsnap_snap_protect(r);
 	if (!err)
-		err = cowsnap_snap_copy_pinned(r, s);
-	/* On failure marks were cleared: the old base no longer describes. */
-	r->base_id = 0;
+		err = cowsnap_snap_find_pinned(r, &pinned);
+	if (err) {
+		up_write(&r->fault_sem);
+		return err;
+	}
+	s->referenced = atomic_long_read(&r->nr_pages);
+	list_add_tail(&s->node, &r->snaps);
+	r->newest = s;
+	/* Nothing changed since @s yet. */
+	atomic_long_set(&r->nr_unshared, 0);
+	cowsnap_snap_apply_pinned(r, &pinned);
+	cowsnap_clear_writable(&r->pages);
 	up_write(&r->fault_sem);
-	return err;
+	return 0;
 }
 
 long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
@@ -314,13 +401,18 @@ long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
 	/* Fail a read-only argument now, not after the snapshot exists. */
 	if (copy_to_user(argp, &arg, sizeof(arg)))
 		return -EFAULT;
-	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
-	if (!s)
+	if (!cowsnap_budget_charge(0, sizeof(*s)))
 		return -ENOMEM;
+	s = kzalloc(sizeof(*s), COWSNAP_GFP);
+	if (!s) {
+		cowsnap_budget_uncharge(0, sizeof(*s));
+		return -ENOMEM;
+	}
 	kref_init(&s->ref);
-	xa_init(&s->pages);
+	INIT_LIST_HEAD(&s->recs);
 	strscpy(s->label, arg.label, sizeof(s->label));
-	s->npages = r->npages;
+	s->region = r;
+	s->listed = true;
 
 	mutex_lock(&r->lock);
 	if (r->nr_snaps >= cowsnap_max_snapshots) {
@@ -328,15 +420,13 @@ long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
 		goto out_free;
 	}
 	s->ctime_ns = ktime_get_real_ns();
+	s->id = r->next_id;
 	err = cowsnap_snap_take(r, s);
-	trace_cowsnap_snapshot(r->name, err ? 0 : r->next_id, s->nr_pages,
-			       err);
+	trace_cowsnap_snapshot(r->name, err ? 0 : s->id, s->referenced, err);
 	if (err)
 		goto out_free;
-	s->id = r->next_id++;
-	list_add_tail(&s->node, &r->snaps);
+	r->next_id++;
 	r->nr_snaps++;
-	r->base_id = s->id;
 	atomic_long_inc(&cowsnap_stats.snapshots);
 	mutex_unlock(&r->lock);
 
@@ -347,7 +437,8 @@ long cowsnap_ioc_snap_create(struct cowsnap_region *r, void __user *argp)
 
 out_free:
 	mutex_unlock(&r->lock);
-	cowsnap_snap_put(s);
+	cowsnap_budget_uncharge(0, sizeof(*s));
+	kfree(s);
 	return err;
 }
 
@@ -357,8 +448,8 @@ static void cowsnap_snap_fill_entry(struct cowsnap_snap *s,
 	memset(e, 0, sizeof(*e));
 	e->id = s->id;
 	e->ctime_ns = s->ctime_ns;
-	e->referenced_pages = s->nr_pages;
-	e->exclusive_pages = cowsnap_count_owned(&s->pages, 1, false);
+	e->referenced_pages = s->referenced;
+	e->exclusive_pages = atomic_long_read(&s->exclusive);
 	strscpy(e->label, s->label, sizeof(e->label));
 }
 
@@ -376,12 +467,12 @@ long cowsnap_ioc_snap_list(struct cowsnap_region *r, void __user *argp)
 	if (arg.flags)
 		return -EINVAL;
 	cap = min_t(u32, arg.count, COWSNAP_LIST_BATCH);
-	buf = kcalloc(COWSNAP_LIST_BATCH, sizeof(*buf), GFP_KERNEL);
+	buf = kcalloc(COWSNAP_LIST_BATCH, sizeof(*buf), COWSNAP_GFP);
 	if (!buf)
 		return -ENOMEM;
 	mutex_lock(&r->lock);
 	list_for_each_entry(s, &r->snaps, node) {
-		if (s->id < arg.start_id)
+		if (s->id < arg.start_id || !s->listed)
 			continue;
 		if (n == cap) {
 			next = s->id;
@@ -412,10 +503,8 @@ long cowsnap_ioc_snap_delete(struct cowsnap_region *r, void __user *argp)
 		return -EINVAL;
 	mutex_lock(&r->lock);
 	s = cowsnap_snap_find(r, arg.id);
-	if (s) {
-		trace_cowsnap_delete(r->name, s->id, s->nr_pages);
-		cowsnap_snap_unlink(r, s);
-	}
+	if (s)
+		cowsnap_snap_unlist(r, s);
 	mutex_unlock(&r->lock);
 	return s ? 0 : -ENOENT;
 }
@@ -423,14 +512,30 @@ long cowsnap_ioc_snap_delete(struct cowsnap_region *r, void __user *argp)
 static vm_fault_t cowsnap_snap_fault(struct vm_fault *vmf)
 {
 	struct cowsnap_snap *s = vmf->vma->vm_private_data;
+	struct cowsnap_region *r = s->region;
+	pgoff_t idx = vmf->pgoff;
 	struct page *page;
 
-	if (vmf->pgoff >= s->npages)
+	if (idx >= r->npages)
 		return VM_FAULT_SIGBUS;
-	page = xa_load(&s->pages, vmf->pgoff);
-	if (page) {
-		get_page(page);
-	} else if (cowsnap_zero_page_usable()) {
+	cowsnap_count(&cowsnap_stats.read_faults, 1);
+	for (;;) {
+		page = cowsnap_snap_page_get(r, s->id, idx);
+		if (!page)
+			break;
+		/* A live page the region writes next is zapped under its lock. */
+		lock_page(page);
+		rcu_read_lock();
+		if (cowsnap_hist_lookup(r, s->id, idx) == page) {
+			rcu_read_unlock();
+			vmf->page = page;
+			return VM_FAULT_LOCKED;
+		}
+		rcu_read_unlock();
+		unlock_page(page);
+		put_page(page);
+	}
+	if (cowsnap_zero_page_usable(cowsnap_zero_page)) {
 		page = cowsnap_zero_page;	/* never writable here */
 		get_page(page);
 	} else {
@@ -441,7 +546,6 @@ static vm_fault_t cowsnap_snap_fault(struct vm_fault *vmf)
 			return VM_FAULT_SIGBUS;
 	}
 	vmf->page = page;
-	cowsnap_count(&cowsnap_stats.read_faults, 1);
 	return 0;
 }
 
@@ -457,8 +561,8 @@ static int cowsnap_snap_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_flags & VM_WRITE)
 		return -EACCES;
-	if (vma->vm_pgoff >= s->npages ||
-	    vma_pages(vma) > s->npages - vma->vm_pgoff)
+	if (vma->vm_pgoff >= s->region->npages ||
+	    vma_pages(vma) > s->region->npages - vma->vm_pgoff)
 		return -EINVAL;
 	/* No mprotect(PROT_WRITE), no FOLL_FORCE writes. */
 	vm_flags_clear(vma, VM_MAYWRITE);
@@ -473,22 +577,24 @@ static ssize_t cowsnap_snap_read(struct file *file, char __user *buf,
 {
 	struct cowsnap_snap *s = file->private_data;
 
-	return cowsnap_pages_read(&s->pages, (u64)s->npages << PAGE_SHIFT, buf,
-				  len, ppos);
+	return cowsnap_read_pages(s->region, s->id, s->region->size, buf, len,
+				  ppos);
 }
 
 static loff_t cowsnap_snap_llseek(struct file *file, loff_t off, int whence)
 {
 	struct cowsnap_snap *s = file->private_data;
 
-	return fixed_size_llseek(file, off, whence,
-				 (loff_t)s->npages << PAGE_SHIFT);
+	return fixed_size_llseek(file, off, whence, s->region->size);
 }
 
 static int cowsnap_snap_file_release(struct inode *inode, struct file *file)
 {
-	/* Only the snapshot: a destroyed region's other pages go now. */
-	cowsnap_snap_put(file->private_data);
+	struct cowsnap_snap *s = file->private_data;
+	struct cowsnap_region *r = s->region;
+
+	cowsnap_snap_put(s);
+	cowsnap_region_put(r);
 	return 0;
 }
 
@@ -499,6 +605,12 @@ static const struct file_operations cowsnap_snap_fops = {
 	.mmap		= cowsnap_snap_mmap,
 	.release	= cowsnap_snap_file_release,
 };
+
+/* Zap index @idx in every snapshot fd mapping of @r. */
+void cowsnap_snap_zap_fds(struct cowsnap_region *r, pgoff_t idx)
+{
+	unmap_mapping_pages(r->snap_inode->i_mapping, idx, 1, false);
+}
 
 long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
 {
@@ -519,10 +631,12 @@ long cowsnap_ioc_snap_open(struct cowsnap_region *r, void __user *argp)
 				 (arg.flags & COWSNAP_OPEN_CLOEXEC ? O_CLOEXEC : 0));
 	if (fd < 0)
 		goto err;
+	cowsnap_region_get(r);	/* the fd's: its history outlives users */
 	file = cowsnap_file_new("cowsnap-snapshot", &cowsnap_snap_fops, s,
-				O_RDONLY);
+				r->snap_inode, O_RDONLY);
 	if (IS_ERR(file)) {
 		put_unused_fd(fd);
+		cowsnap_region_put(r);
 		fd = PTR_ERR(file);
 		goto err;
 	}

@@ -13,7 +13,8 @@
  * (TH_TIMEOUT seconds, default 120), so a crash or hang fails only that
  * test.  One line per test on stdout: "PASS prog.test", "FAIL prog.test:
  * why" or "SKIP prog.test: why".  Exit status is non-zero if any failed.
- * "prog ARG" runs only the tests whose name contains ARG.
+ * "prog ARG" runs only the tests whose name contains ARG, or one of its
+ * comma-separated parts.
  */
 #ifndef COWSNAP_TEST_HARNESS_H
 #define COWSNAP_TEST_HARNESS_H
@@ -174,6 +175,19 @@ static inline int th_run_one(struct th_test *t)
 	return 1;
 }
 
+/* 1 if @name contains one of the comma-separated parts of @filter. */
+static inline int th_selected(const char *name, const char *filter)
+{
+	char buf[256], *part, *save;
+
+	snprintf(buf, sizeof(buf), "%s", filter);
+	for (part = strtok_r(buf, ",", &save); part;
+	     part = strtok_r(NULL, ",", &save))
+		if (strstr(name, part))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *slash = strrchr(argv[0], '/');
@@ -183,7 +197,7 @@ int main(int argc, char **argv)
 	th_prog = slash ? slash + 1 : argv[0];
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (t = th_head; t; t = t->next) {
-		if (argc > 1 && !strstr(t->name, argv[1]))
+		if (argc > 1 && !th_selected(t->name, argv[1]))
 			continue;
 		failed |= th_run_one(t);
 	}

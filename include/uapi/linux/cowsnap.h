@@ -162,17 +162,31 @@ struct cowsnap_clone {
 
 #define COWSNAP_IOC_TYPE	0xC5
 
-#define COWSNAP_IOC_API		_IOWR(COWSNAP_IOC_TYPE, 0x00, struct cowsnap_api)
-#define COWSNAP_IOC_CREATE	_IOW(COWSNAP_IOC_TYPE, 0x01, struct cowsnap_create)
-#define COWSNAP_IOC_ATTACH	_IOW(COWSNAP_IOC_TYPE, 0x02, struct cowsnap_name)
-#define COWSNAP_IOC_DESTROY	_IOW(COWSNAP_IOC_TYPE, 0x03, struct cowsnap_name)
-#define COWSNAP_IOC_INFO	_IOR(COWSNAP_IOC_TYPE, 0x04, struct cowsnap_info)
-#define COWSNAP_IOC_SNAP_CREATE	_IOWR(COWSNAP_IOC_TYPE, 0x05, struct cowsnap_snap_create)
-#define COWSNAP_IOC_SNAP_LIST	_IOWR(COWSNAP_IOC_TYPE, 0x06, struct cowsnap_snap_list)
-#define COWSNAP_IOC_SNAP_DELETE	_IOW(COWSNAP_IOC_TYPE, 0x07, struct cowsnap_snap_id)
-#define COWSNAP_IOC_SNAP_OPEN	_IOW(COWSNAP_IOC_TYPE, 0x08, struct cowsnap_snap_open)
-#define COWSNAP_IOC_RESTORE	_IOWR(COWSNAP_IOC_TYPE, 0x09, struct cowsnap_restore)
-#define COWSNAP_IOC_DIFF	_IOWR(COWSNAP_IOC_TYPE, 0x0a, struct cowsnap_diff)
-#define COWSNAP_IOC_CLONE	_IOW(COWSNAP_IOC_TYPE, 0x0b, struct cowsnap_clone)
+/* Ioctl numbers: bit n of cowsnap_api.ioctls is set if number n works. */
+#define _COWSNAP_IOC_API		0x00
+#define _COWSNAP_IOC_CREATE		0x01
+#define _COWSNAP_IOC_ATTACH		0x02
+#define _COWSNAP_IOC_DESTROY		0x03
+#define _COWSNAP_IOC_INFO		0x04
+#define _COWSNAP_IOC_SNAP_CREATE	0x05
+#define _COWSNAP_IOC_SNAP_LIST		0x06
+#define _COWSNAP_IOC_SNAP_DELETE	0x07
+#define _COWSNAP_IOC_SNAP_OPEN		0x08
+#define _COWSNAP_IOC_RESTORE		0x09
+#define _COWSNAP_IOC_DIFF		0x0a
+#define _COWSNAP_IOC_CLONE		0x0b
+
+#define COWSNAP_IOC_API		_IOWR(COWSNAP_IOC_TYPE, _COWSNAP_IOC_API, struct cowsnap_api)
+#define COWSNAP_IOC_CREATE	_IOW(COWSNAP_IOC_TYPE, _COWSNAP_IOC_CREATE, struct cowsnap_create)
+#define COWSNAP_IOC_ATTACH	_IOW(COWSNAP_IOC_TYPE, _COWSNAP_IOC_ATTACH, struct cowsnap_name)
+#define COWSNAP_IOC_DESTROY	_IOW(COWSNAP_IOC_TYPE, _COWSNAP_IOC_DESTROY, struct cowsnap_name)
+#define COWSNAP_IOC_INFO	_IOR(COWSNAP_IOC_TYPE, _COWSNAP_IOC_INFO, struct cowsnap_info)
+#define COWSNAP_IOC_SNAP_CREATE	_IOWR(COWSNAP_IOC_TYPE, _COWSNAP_IOC_SNAP_CREATE, struct cowsnap_snap_create)
+#define COWSNAP_IOC_SNAP_LIST	_IOWR(COWSNAP_IOC_TYPE, _COWSNAP_IOC_SNAP_LIST, struct cowsnap_snap_list)
+#define COWSNAP_IOC_SNAP_DELETE	_IOW(COWSNAP_IOC_TYPE, _COWSNAP_IOC_SNAP_DELETE, struct cowsnap_snap_id)
+#define COWSNAP_IOC_SNAP_OPEN	_IOW(COWSNAP_IOC_TYPE, _COWSNAP_IOC_SNAP_OPEN, struct cowsnap_snap_open)
+#define COWSNAP_IOC_RESTORE	_IOWR(COWSNAP_IOC_TYPE, _COWSNAP_IOC_RESTORE, struct cowsnap_restore)
+#define COWSNAP_IOC_DIFF	_IOWR(COWSNAP_IOC_TYPE, _COWSNAP_IOC_DIFF, struct cowsnap_diff)
+#define COWSNAP_IOC_CLONE	_IOW(COWSNAP_IOC_TYPE, _COWSNAP_IOC_CLONE, struct cowsnap_clone)
 
 #endif /* _UAPI_LINUX_COWSNAP_H */
