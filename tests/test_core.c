@@ -1564,3 +1564,115 @@ TEST(thousand_snapshots_of_sparse_pages_cost_little_kernel_memory)
 	cs_destroy_quiet("core-sparse-snaps");
 	ASSERT_EQ(proc_counter("meta_bytes"), start);
 }
+
+/* Move the calling process into cgroup @dir; 0 or -1. */
+static int cg_join(const char *dir)
+{
+	char path[128], me[32];
+	int c;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	snprintf(me, sizeof(me), "%d", getpid());
+	c = open(path, O_WRONLY);
+	if (c < 0 || write(c, me, strlen(me)) < 0)
+		return -1;
+	close(c);
+	return 0;
+}
+
+static long long cg_read(const char *dir, const char *file, const char *key)
+{
+	char path[128], line[128];
+	long long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!key) {
+			v = atoll(line);
+			break;
+		}
+		if (!strncmp(line, key, strlen(key)) &&
+		    line[strlen(key)] == ' ')
+			v = atoll(line + strlen(key) + 1);
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * An ioctl that needs kernel memory beyond its memory cgroup's limit fails
+ * with ENOMEM; it never has the OOM killer take a process in that cgroup
+ * (here a bystander) or anywhere else.
+ */
+TEST(clone_over_the_memcg_limit_is_enomem_not_oom)
+{
+	const char *cg = "/sys/fs/cgroup/cowsnap-meta";
+	/* 4096 sparse pages: each needs an index node of its own (~2 MiB). */
+	const size_t size = 1UL << 30;
+	int fd, status, c, i, err, alive, left;
+	long long kills;
+	pid_t bystander, pid;
+	char buf[PG];
+
+	mkdir("/sys/fs/cgroup", 0755);
+	mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL);
+	c = open("/sys/fs/cgroup/cgroup.subtree_control", O_WRONLY);
+	ASSERT_GE(c, 0);
+	ASSERT_EQ(write(c, "+memory", 7), 7);
+	close(c);
+	rmdir(cg);
+	ASSERT_EQ(mkdir(cg, 0755), 0);
+	fd = cs_region("core-memcg-meta", size);
+	ASSERT_GE(fd, 0);
+	memset(buf, 3, sizeof(buf));
+	for (i = 0; i < 4096; i++)
+		ASSERT_EQ(pwrite(fd, buf, PG, (off_t)i * 64 * PG), PG);
+	ASSERT_EQ(cs_snap(fd, NULL), 1);
+	bystander = fork();
+	if (!bystander) {
+		char *mine = malloc(2 << 20);
+
+		if (cg_join(cg))
+			_exit(2);
+		memset(mine, 1, 2 << 20);
+		pause();
+		_exit(0);
+	}
+	pid = fork();
+	if (!pid) {
+		char lim[32];
+		int m;
+
+		if (cg_join(cg))
+			_exit(2);
+		usleep(200000);	/* the bystander has its memory */
+		snprintf(lim, sizeof(lim), "%lld",
+			 cg_read(cg, "memory.current", NULL) + (64 << 10));
+		m = open("/sys/fs/cgroup/cowsnap-meta/memory.max", O_WRONLY);
+		if (m < 0 || write(m, lim, strlen(lim)) < 0)
+			_exit(3);
+		close(m);
+		_exit(cs_clone(fd, 1, "core-memcg-clone", 0600) ? errno : 0);
+	}
+	waitpid(pid, &status, 0);
+	err = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	kills = cg_read(cg, "memory.events", "oom_kill");
+	alive = waitpid(bystander, NULL, WNOHANG) == 0;
+	kill(bystander, SIGKILL);
+	waitpid(bystander, NULL, 0);
+	c = cs_open();
+	left = cs_attach(c, "core-memcg-clone") == 0;	/* nothing may be */
+	close(c);
+	close(fd);
+	cs_destroy_quiet("core-memcg-clone");
+	cs_destroy_quiet("core-memcg-meta");
+	rmdir(cg);
+	ASSERT_FALSE(left);
+	ASSERT_EQ(err, ENOMEM);
+	ASSERT_EQ(kills, 0);
+	ASSERT_TRUE(alive);
+}
