@@ -202,6 +202,7 @@ static long fn##_h(struct file *file, struct cowsnap_region *r,		\
 {									\
 	return fn(r, argp);						\
 }
+
 COWSNAP_WRAP(cowsnap_ioc_snap_create)
 COWSNAP_WRAP(cowsnap_ioc_snap_list)
 COWSNAP_WRAP(cowsnap_ioc_snap_delete)

@@ -181,20 +181,22 @@ void cowsnap_idx_dups(struct cowsnap_region *r, pgoff_t idx,
 	bool live = xa_load(&r->pages, idx) == page;
 	struct cowsnap_rec *e;
 	unsigned int n = live;
+	bool dup;
 
 	for (e = xa_load(&r->hist, idx); e;
 	     e = rcu_dereference_protected(e->older, true))
 		n += e->page == page;
+	dup = n > 1;
 	for (e = xa_load(&r->hist, idx); e;
 	     e = rcu_dereference_protected(e->older, true)) {
-		if (e->page != page || e->dup == (n > 1))
+		if (e->page != page || e->dup == dup)
 			continue;
-		e->dup = n > 1;
+		e->dup = dup;
 		cowsnap_rec_recount(e);
 	}
-	if (live && xa_get_mark(&r->pages, idx, COWSNAP_MARK_DUP) != (n > 1)) {
+	if (live && xa_get_mark(&r->pages, idx, COWSNAP_MARK_DUP) != dup) {
 		cowsnap_live_acct(r, idx, -1);
-		if (n > 1)
+		if (dup)
 			xa_set_mark(&r->pages, idx, COWSNAP_MARK_DUP);
 		else
 			xa_clear_mark(&r->pages, idx, COWSNAP_MARK_DUP);

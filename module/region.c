@@ -26,6 +26,7 @@
 #include <linux/stringhash.h>
 #include "cowsnap.h"
 
+/* Guards the name table, the creation-order index, the per-user counts. */
 DEFINE_MUTEX(cowsnap_regions_lock);
 static DEFINE_HASHTABLE(cowsnap_names, 10);
 /* Published regions by creation number, for /proc/cowsnap. */

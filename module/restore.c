@@ -99,8 +99,10 @@ static long cowsnap_restore_plan(struct cowsnap_region *r,
 			}
 			c[n].target = e;
 			c[n].rec = NULL;
-			/* The leaving state goes to the newest, unless it is
-			 * the newest's own record coming back (an undo). */
+			/*
+			 * The leaving state goes to the newest, unless it is
+			 * the newest's own record coming back (an undo).
+			 */
 			if (e->snap != r->newest && !cowsnap_live_fresh(r, idx)) {
 				c[n].rec = cowsnap_rec_alloc(r, idx);
 				if (!c[n].rec)
