@@ -312,7 +312,7 @@ static int cowsnap_mmap(struct file *file, struct vm_area_struct *vma)
 	struct cowsnap_region *r = cowsnap_handle_region(file);
 
 	if (!r)
-		return -ENODEV;
+		return -EINVAL;		/* not attached, as for every call */
 	return cowsnap_live_mmap(r, h->writable, vma);
 }
 
@@ -328,7 +328,7 @@ static unsigned long cowsnap_get_unmapped_area(struct file *file,
 					       unsigned long flags)
 {
 	if (!cowsnap_handle_region(file))
-		return -ENODEV;
+		return -EINVAL;		/* not attached */
 #ifdef COWSNAP_HAVE_MM_GET_UNMAPPED_AREA
 	return mm_get_unmapped_area(current->mm, file, addr, len, pgoff, flags);
 #else

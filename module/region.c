@@ -36,14 +36,17 @@ static unsigned int cowsnap_nr_regions;
 /* uid -> regions owned (xa_mk_value), under cowsnap_regions_lock. */
 static DEFINE_XARRAY(cowsnap_user_regions);
 
-/* 0 if @name is a valid region name or label, else -EINVAL. */
+/*
+ * 0 if @name is a valid region name or label; -ENAMETOOLONG without a NUL
+ * in its COWSNAP_NAME_MAX bytes, else -EINVAL.
+ */
 int cowsnap_name_check(const char *name, bool may_be_empty)
 {
 	size_t len = strnlen(name, COWSNAP_NAME_MAX);
 	size_t i;
 
 	if (len == COWSNAP_NAME_MAX)
-		return -EINVAL;		/* no NUL */
+		return -ENAMETOOLONG;	/* no NUL */
 	if (!len)
 		return may_be_empty ? 0 : -EINVAL;
 	if (name[0] == '.')

@@ -464,8 +464,8 @@ long cowsnap_ioc_snap_list(struct cowsnap_region *r, void __user *argp)
 
 	if (copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
-	if (arg.flags)
-		return -EINVAL;
+	if (arg.flags || !arg.count)
+		return -EINVAL;		/* as for DIFF: no room, no progress */
 	cap = min_t(u32, arg.count, COWSNAP_LIST_BATCH);
 	buf = kcalloc(COWSNAP_LIST_BATCH, sizeof(*buf), COWSNAP_GFP);
 	if (!buf)
