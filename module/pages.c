@@ -483,7 +483,11 @@ static struct page *cowsnap_live_prepare_write(struct cowsnap_region *r,
 	trace_cowsnap_cow(r->name, idx);
 	if (e && page_private(page) == 1) {
 		if (cowsnap_live_keep(r, idx, page, copy, e)) {
-			__folio_clear_locked(page_folio(copy));
+			/*
+			 * The record made @copy visible: a snapshot reader
+			 * may be waiting on its lock, so unlock atomically.
+			 */
+			unlock_page(copy);
 			goto in_place;
 		}
 		if (e->snap)		/* traded: the live view moved */
@@ -643,11 +647,12 @@ void cowsnap_live_retire(struct cowsnap_region *r)
 
 		lock_page(page);
 		cowsnap_live_acct(r, idx, -1);
-		xa_erase(&r->pages, idx);
+		/* Record first: a lockless snapshot reader never sees a hole. */
 		if (keep)
 			cowsnap_live_record(r, idx, page,
 					    cowsnap_rec_alloc_nofail(r, idx));
-		else
+		xa_erase(&r->pages, idx);
+		if (!keep)
 			cowsnap_page_disown(page);
 		if (page_private(page) > keep)
 			cowsnap_idx_dups(r, idx, page);

@@ -293,25 +293,31 @@ static int cowsnap_diff_sorted(struct cowsnap_region *r, u64 lo, u64 hi,
 {
 	struct cowsnap_snap *s;
 	struct cowsnap_rec *e;
-	unsigned long n = 0, i;
+	unsigned long cap = 0, n = 0, i;
 	pgoff_t *idx;
 
+	/* Stores push records onto the newest list under the xa_lock. */
+	xa_lock(&r->hist);
 	list_for_each_entry(s, &r->snaps, node)
 		if (s->id >= lo && (!hi || s->id < hi))
-			n += s->nr_recs;
-	if (n > COWSNAP_DIFF_SORT_MAX)
+			cap += s->nr_recs;
+	xa_unlock(&r->hist);
+	if (cap > COWSNAP_DIFF_SORT_MAX)
 		return -E2BIG;
-	idx = kvmalloc_array(max(n, 1UL), sizeof(*idx), COWSNAP_GFP);
+	idx = kvmalloc_array(max(cap, 1UL), sizeof(*idx), COWSNAP_GFP);
 	if (!idx)
 		return -ENOMEM;
-	n = 0;
-	xa_lock(&r->hist);	/* lists grow under it while stores run */
+	xa_lock(&r->hist);
 	list_for_each_entry(s, &r->snaps, node) {
 		if (s->id < lo || (hi && s->id >= hi))
 			continue;
-		list_for_each_entry(e, &s->recs, node)
-			if (e->idx >= start && n < COWSNAP_DIFF_SORT_MAX)
-				idx[n++] = e->idx;
+		list_for_each_entry(e, &s->recs, node) {
+			if (e->idx < start)
+				continue;
+			if (n == cap)	/* grew since counted */
+				goto grew;
+			idx[n++] = e->idx;
+		}
 	}
 	xa_unlock(&r->hist);
 	sort(idx, n, sizeof(*idx), cowsnap_cmp_idx, NULL);
@@ -325,6 +331,10 @@ static int cowsnap_diff_sorted(struct cowsnap_region *r, u64 lo, u64 hi,
 	}
 	kvfree(idx);
 	return 0;
+grew:
+	xa_unlock(&r->hist);
+	kvfree(idx);
+	return -E2BIG;	/* the caller walks the whole history */
 }
 
 /* Compare at every index with history from @start on. */
