@@ -983,7 +983,8 @@ TEST_F(rst, restore_10000_rounds_leaks_nothing)
 	ASSERT_EQ(cs_destroy_quiet_checked(self->name), 0);
 	ASSERT_EQ(proc_counter("pages_allocated"), pa0);
 	mf1 = mem_free_kb();
-	if (mf1 < mf0 - 2048 || mf1 > mf0 + 2048)
+	/* Only a drop is a leak: caches (KASAN's quarantine) may give back. */
+	if (mf1 < mf0 - 2048)
 		FAIL("MemFree %lld kB before, %lld kB after", mf0, mf1);
 }
 
