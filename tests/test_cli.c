@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The cowsnap CLI end to end: every command, each output mode parsed back,
- * error lines and exit statuses, dump/load.  Runs /bin/cowsnap (or
- * $COWSNAP_CLI) and checks what it did through raw ioctls and mappings.
+ * The cowsnap CLI end to end: every command, each output mode parsed back
+ * (JSON by a strict parser that also checks each key keeps one type), -o
+ * column selection, error lines and exit statuses (the messages for the
+ * module's limits among them), dump/load, signals during a dump.  Runs
+ * /bin/cowsnap (or $COWSNAP_CLI) and checks what it did through raw ioctls
+ * and mappings.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -205,30 +208,121 @@ static void jws(struct jp *j)
 
 static int jvalue(struct jp *j, struct jv *v);
 
+/* Append code point @c to @o as UTF-8. */
+static char *put_utf8(char *o, unsigned int c)
+{
+	if (c < 0x80) {
+		*o++ = c;
+	} else if (c < 0x800) {
+		*o++ = 0xc0 | c >> 6;
+		*o++ = 0x80 | (c & 0x3f);
+	} else if (c < 0x10000) {
+		*o++ = 0xe0 | c >> 12;
+		*o++ = 0x80 | ((c >> 6) & 0x3f);
+		*o++ = 0x80 | (c & 0x3f);
+	} else {
+		*o++ = 0xf0 | c >> 18;
+		*o++ = 0x80 | ((c >> 12) & 0x3f);
+		*o++ = 0x80 | ((c >> 6) & 0x3f);
+		*o++ = 0x80 | (c & 0x3f);
+	}
+	return o;
+}
+
+static int hex4(const char *p, unsigned int *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < 4; i++) {
+		if (!isxdigit((unsigned char)p[i]))
+			return -1;
+		*v = *v * 16 + (isdigit((unsigned char)p[i]) ? p[i] - '0' :
+				 (p[i] | 0x20) - 'a' + 10);
+	}
+	return 0;
+}
+
+/* Length of the valid UTF-8 sequence at @s (RFC 3629), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* A string: valid UTF-8, escapes decoded (surrogate pairs too). */
 static int jstring(struct jp *j, char **out)
 {
-	char *buf = malloc(strlen(j->p) + 1), *o = buf;
-	int i;
+	char *buf = malloc(strlen(j->p) * 2 + 4), *o = buf;
+	unsigned int c, c2;
+	size_t n;
 
 	if (*j->p++ != '"')
 		return -1;
 	while (*j->p != '"') {
-		unsigned char c = *j->p++;
+		unsigned char b = *j->p;
 
-		if (c < 0x20)
+		if (b < 0x20)
 			return -1;
-		if (c != '\\') {
-			*o++ = c;
+		if (b != '\\') {
+			n = utf8_seq((const unsigned char *)j->p);
+			if (!n)
+				return -1;
+			memcpy(o, j->p, n);
+			o += n;
+			j->p += n;
 			continue;
 		}
-		c = *j->p++;
-		if (c == 'u') {
-			for (i = 0; i < 4; i++)
-				if (!isxdigit((unsigned char)*j->p++))
+		b = *++j->p;
+		j->p++;
+		if (b == 'u') {
+			if (hex4(j->p, &c))
+				return -1;
+			j->p += 4;
+			if (c >= 0xdc00 && c <= 0xdfff)
+				return -1;
+			if (c >= 0xd800 && c <= 0xdbff) {
+				if (j->p[0] != '\\' || j->p[1] != 'u' ||
+				    hex4(j->p + 2, &c2) || c2 < 0xdc00 ||
+				    c2 > 0xdfff)
 					return -1;
-			*o++ = '?';
-		} else if (strchr("\"\\/bfnrt", c) && c) {
-			*o++ = c;
+				j->p += 6;
+				c = 0x10000 + ((c - 0xd800) << 10) +
+				    (c2 - 0xdc00);
+			}
+			if (!c)
+				return -1;	/* would end the C string */
+			o = put_utf8(o, c);
+		} else if (b && strchr("\"\\/", b)) {
+			*o++ = b;
+		} else if (b && strchr("bfnrt", b)) {
+			*o++ = b == 'b' ? '\b' : b == 'f' ? '\f' :
+			       b == 'n' ? '\n' : b == 'r' ? '\r' : '\t';
 		} else {
 			return -1;
 		}
@@ -521,6 +615,7 @@ FIXTURE(cli) {
 	char names[8][COWSNAP_NAME_MAX];
 	char files[4][64];
 	int nnames, nfiles;
+	int reloaded;		/* module parameters changed: reload defaults */
 };
 
 FIXTURE_SETUP(cli)
@@ -542,6 +637,26 @@ FIXTURE_TEARDOWN(cli)
 		close(fd);
 	for (i = 0; i < self->nfiles; i++)
 		unlink(self->files[i]);
+	if (self->reloaded || !mod_loaded()) {
+		if (mod_loaded())
+			mod_unload();
+		mod_load("");
+	}
+}
+
+/* Reload the module with @params (every region of the test is gone). */
+static void reload(struct th_fx_cli *self, const char *params)
+{
+	int tries;
+
+	self->reloaded = 1;
+	for (tries = 0; mod_loaded() && mod_unload(); tries++) {
+		if (errno != EAGAIN || tries == 50)
+			FAIL("rmmod: %s", strerror(errno));
+		usleep(100000);
+	}
+	if (mod_load(params))
+		FAIL("insmod %s: %s", params, strerror(errno));
 }
 
 /* A region name unique to this test, destroyed at teardown. */
@@ -596,6 +711,22 @@ TEST_F(cli, help_lists_every_command_option_and_exit_status)
 	r = CLI("--version");
 	EXPECT_OK(r);
 	ASSERT_TRUE(!strncmp(r.out, "cowsnap ", 8));
+	ASSERT_TRUE(strstr(r.out, "(API 1)\n"));
+	/* The loaded module's version, as sysfs has it. */
+	{
+		char want[96] = "module ";
+		int fd = open("/sys/module/cowsnap/version", O_RDONLY);
+		ssize_t n;
+
+		ASSERT_GE(fd, 0);
+		n = read(fd, want + 7, sizeof(want) - 8);
+		close(fd);
+		ASSERT_GT(n, 1);
+		want[7 + n] = 0;
+		if (!strstr(r.out, want))
+			FAIL("--version: %s, want %s", r.out, want);
+		ASSERT_EQ(count_lines(r.out), 2);
+	}
 }
 
 TEST_F(cli, help_on_every_command)
@@ -647,6 +778,18 @@ TEST_F(cli, usage_errors_exit_2_with_one_line)
 		{ { "create", "x", "1G", "--mode" }, "create" },
 		{ { "stats", "--json", "-H" }, "stats" },
 		{ { "dump", "x@1", "--json" }, "dump" },
+		{ { "list", "-o" }, "list" },
+		{ { "list", "-o", "bogus" }, "list" },
+		{ { "diff", "x", "1", "-o", "name" }, "diff" },
+		{ { "snap", "x", "-o", "id" }, "snap" },
+		{ { "stats", "-o", "name" }, "stats" },
+		{ { "restore", "x", "1", "--expect-newest" }, "restore" },
+		{ { "diff", "x", "1", "--expect-newest", "1" }, "diff" },
+		{ { "destroy", "-x" }, "destroy" },
+		{ { "create", "--", "-x", "4K" }, "create" },
+		{ { "snap", "x", "--", "-label" }, "snap" },
+		{ { "clone", "x", "1", "--", "-y" }, "clone" },
+		{ { "load", "--", "-z", "/dev/null" }, "load" },
 	};
 	unsigned int i;
 
@@ -775,7 +918,9 @@ TEST_F(cli, create_list_destroy_in_every_output_mode)
 			e = jat(regions, i);
 	ASSERT_TRUE(e);
 	ASSERT_EQ(JNUM(e, "size"), 1ULL << 30);
-	ASSERT_EQ(JNUM(e, "snapshots"), 0);
+	/* "snapshots" is the array of `list NAME`; the count has its own key. */
+	ASSERT_EQ(JNUM(e, "nr_snapshots"), 0);
+	ASSERT_FALSE(jget(e, "snapshots"));
 	ASSERT_EQ(strcmp(JSTR(e, "mode"), "0600"), 0);
 
 	r = CLI("destroy", name);
@@ -1284,8 +1429,15 @@ TEST_F(cli, stats_in_every_output_mode)
 		}
 	}
 
+	/*
+	 * The counters sit in an object of their own: "regions" is the array
+	 * of `list` everywhere else.
+	 */
 	r = CLI("--json", "stats");
 	doc = JSON(r);
+	ASSERT_EQ(doc->len, 1);
+	doc = jget(doc, "counters");
+	ASSERT_TRUE(doc && doc->t == J_OBJ);
 	for (i = 0; i < ARRAY_SIZE(keys); i++)
 		JNUM(doc, keys[i]);
 	ASSERT_EQ(JNUM(doc, "regions"), proc_counter("regions"));
@@ -1613,4 +1765,402 @@ TEST_F(cli, load_refuses_existing_name_and_keeps_it)
 	ASSERT_EQ(info_of(name).size, 8192);
 	ASSERT_EQ(strcmp((char *)p, "mine"), 0);
 	munmap(p, 8192);
+}
+
+/* The CLI in the background: stdout @out, stderr into *@efd (a memfd). */
+static pid_t spawn_cli(int out, int *efd, const char **argv)
+{
+	pid_t pid;
+
+	*efd = memfd_create("err", 0);
+	if (*efd < 0)
+		FAIL("memfd_create: %s", strerror(errno));
+	argv[0] = cli_path();
+	pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (!pid) {
+		int in = open("/dev/null", O_RDONLY);
+
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(*efd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Id of the snapshot of @name labelled @label, or 0. */
+static uint64_t snap_labelled(const char *name, const char *label)
+{
+	struct cowsnap_snap_entry e[64];
+	struct cowsnap_snap_list l = { .start_id = 1, .count = 64 };
+	uint64_t id = 0;
+	unsigned int i;
+	int fd = attach(name, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	l.entries = (uintptr_t)e;
+	if (!ioctl(fd, COWSNAP_IOC_SNAP_LIST, &l))
+		for (i = 0; i < l.count; i++)
+			if (!strcmp(e[i].label, label))
+				id = e[i].id;
+	close(fd);
+	return id;
+}
+
+/*
+ * Without the module there is no /dev/cowsnap nor /proc/cowsnap: that is
+ * its own message and exit 1, not "not found" (exit 3).
+ */
+TEST_F(cli, module_not_loaded_is_said_so)
+{
+	static const char *const cmds[][4] = {
+		{ "list" }, { "stats" }, { "create", "x", "4K" },
+		{ "destroy", "x" }, { "snap", "x" }, { "list", "x" },
+		{ "load", "x", "/dev/null" },
+	};
+	unsigned int i;
+	struct run r;
+
+	if (mod_unload())
+		SKIP("cannot unload the module: %s", strerror(errno));
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+		const char *argv[8] = { "cowsnap" };
+
+		memcpy(argv + 1, cmds[i], sizeof(cmds[i]));
+		r = run_cli(-1, -1, 0, argv);
+		EXPECT_ERR(r, cmds[i][0], 1, "the cowsnap module is not loaded");
+	}
+	r = CLI("--version");
+	EXPECT_OK(r);
+	ASSERT_TRUE(strstr(r.out, "\nmodule not loaded\n"));
+	r = CLI("--version", "--json");
+	ASSERT_EQ(jget(JSON(r), "module_version")->t, J_NULL);
+	ASSERT_EQ(mod_load(""), 0);
+}
+
+TEST_F(cli, names_starting_with_a_dash_are_never_created)
+{
+	const char *name = region(self, "dash");
+	char dashed[COWSNAP_NAME_MAX];
+	struct cowsnap_create c = { .size = PAGE, .mode = 0600 };
+	struct run r;
+	int fd;
+
+	r = CLI("create", "--", "-x", "4K");
+	EXPECT_ERR(r, "create", 2, "not starting with '.' or '-'");
+	r = CLI("destroy", "-x");
+	EXPECT_ERR(r, "destroy", 2, "unknown option '-x'");
+	ASSERT_TRUE(strstr(r.err, "after '--'"));
+	r = CLI("create", name, "8K");
+	EXPECT_OK(r);
+	r = CLI("snap", name, "--", "-l");
+	EXPECT_ERR(r, "snap", 2, "invalid label '-l'");
+	r = CLI("clone", name, "1", "--", "-c");
+	EXPECT_ERR(r, "clone", 2, "invalid region name '-c'");
+	ASSERT_EQ(info_of(name).nr_snapshots, 0);
+	/* One another program made can still be named after "--". */
+	snprintf(dashed, sizeof(dashed), "-%s", name);
+	snprintf(self->names[self->nnames++], COWSNAP_NAME_MAX, "%s", dashed);
+	snprintf(c.name, sizeof(c.name), "%s", dashed);
+	fd = open(COWSNAP_DEV, O_RDWR);
+	ASSERT_EQ(ioctl(fd, COWSNAP_IOC_CREATE, &c), 0);
+	close(fd);
+	r = CLI("snap", "--", dashed, "ok");
+	EXPECT_OK(r);
+	r = CLI("-H", "list", "--", dashed);
+	EXPECT_OK(r);
+	ASSERT_EQ(count_lines(r.out), 1);
+	r = CLI("destroy", "--", dashed);
+	EXPECT_OK(r);
+	ASSERT_FALSE(region_exists(dashed));
+}
+
+TEST_F(cli, o_selects_columns_in_every_output_mode)
+{
+	const char *name = region(self, "cols");
+	struct jv *doc, *e = NULL, *x;
+	unsigned char *p;
+	char *f[16];
+	size_t i;
+	struct run r;
+
+	r = CLI("create", name, "64K", "--mode", "0640");
+	EXPECT_OK(r);
+	p = map_region(name, 65536);
+	r = CLI("snap", name, "one");
+	EXPECT_OK(r);
+	p[5 * PAGE] = 1;
+
+	r = CLI("list", "-o", "name,size,mode", "-H");
+	EXPECT_OK(r);
+	ASSERT_EQ(find_row(r.out, name, f, 16), 3);
+	ASSERT_EQ(strcmp(f[1], "64K"), 0);
+	ASSERT_EQ(strcmp(f[2], "0640"), 0);
+	/* Headers work too, any case, any order, repeated. */
+	r = CLI("-Hp", "list", "-o", "NAME,Snaps,newest_snapshot,size,name");
+	EXPECT_OK(r);
+	ASSERT_EQ(find_row(r.out, name, f, 16), 5);
+	ASSERT_EQ(strcmp(f[1], "1"), 0);
+	ASSERT_EQ(strcmp(f[2], "1"), 0);
+	ASSERT_EQ(strcmp(f[3], "65536"), 0);
+	ASSERT_EQ(strcmp(f[4], name), 0);
+	r = CLI("list", "--output=uid,name");
+	EXPECT_OK(r);
+	*strchrnul(r.out, '\n') = 0;
+	ASSERT_EQ(strcmp(r.out + strspn(r.out, " "), "UID  NAME"), 0);
+
+	r = CLI("--json", "list", "-o", "name,nr_snapshots");
+	doc = jget(JSON(r), "regions");
+	for (i = 0; doc && i < doc->len; i++)
+		if (!strcmp(JSTR(jat(doc, i), "name"), name))
+			e = jat(doc, i);
+	ASSERT_TRUE(e);
+	ASSERT_EQ(e->len, 2);
+	ASSERT_EQ(JNUM(e, "nr_snapshots"), 1);
+
+	r = CLI("list", name, "-o", "label,id", "-H");
+	EXPECT_OK(r);
+	ASSERT_EQ(strcmp(r.out, "one\t1\n"), 0);
+	r = CLI("list", name, "-o", "created", "-Hp");
+	EXPECT_OK(r);
+	ASSERT_GT(strtoull(r.out, NULL, 10), 1000000000000000000ULL);
+	r = CLI("list", name, "--json", "-o", "id");
+	e = jat(jget(JSON(r), "snapshots"), 0);
+	ASSERT_TRUE(e);
+	ASSERT_EQ(e->len, 1);
+	ASSERT_EQ(JNUM(e, "id"), 1);
+
+	r = CLI("diff", name, "one", "-o", "offset,pages", "-Hp");
+	EXPECT_OK(r);
+	ASSERT_EQ(strcmp(r.out, "20480\t1\n"), 0);
+	r = CLI("diff", name, "one", "-o", "length", "--json");
+	doc = JSON(r);
+	ASSERT_EQ(JNUM(doc, "changed_pages"), 1);
+	x = jat(jget(doc, "extents"), 0);
+	ASSERT_TRUE(x);
+	ASSERT_EQ(x->len, 1);
+	ASSERT_EQ(JNUM(x, "length"), PAGE);
+
+	r = CLI("list", name, "-o", "name");
+	EXPECT_ERR(r, "list", 2, "unknown field 'name' for -o: choose from "
+		   "id,label,ctime_ns,referenced,exclusive");
+	r = CLI("list", "-o", ",");
+	EXPECT_ERR(r, "list", 2, "-o needs at least one field");
+	munmap(p, 65536);
+}
+
+/* Every key the CLI prints, the JSON type it had and where. */
+static struct {
+	char key[32];
+	enum jtype t;
+	const char *where;
+} seen[128];
+static int nseen;
+
+static const char *const jtype_name[] = {
+	"null", "bool", "number", "string", "array", "object",
+};
+
+/* Record the keys of @v; fail if one had another type before. */
+static void key_types(struct jv *v, const char *where)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < v->len && (v->t == J_OBJ || v->t == J_ARR); i++) {
+		struct jv *item = &v->items[i];
+
+		if (v->t == J_OBJ && item->t != J_NULL) {
+			for (k = 0; k < nseen; k++)
+				if (!strcmp(seen[k].key, v->keys[i]))
+					break;
+			if (k == nseen) {
+				if (nseen == ARRAY_SIZE(seen))
+					FAIL("too many keys");
+				snprintf(seen[k].key, sizeof(seen[k].key),
+					 "%s", v->keys[i]);
+				seen[k].t = item->t;
+				seen[k].where = where;
+				nseen++;
+			} else if (seen[k].t != item->t) {
+				FAIL("JSON key \"%s\" is a %s in `%s` and a %s "
+				     "in `%s`", v->keys[i],
+				     jtype_name[seen[k].t], seen[k].where,
+				     jtype_name[item->t], where);
+			}
+		}
+		/* Counter names are data, not keys of the CLI's. */
+		if (v->t != J_OBJ || strcmp(v->keys[i], "counters"))
+			key_types(item, where);
+	}
+}
+
+/*
+ * Every command's --json output is one valid document (strings valid
+ * UTF-8 whatever bytes a file name holds), and across all of them each
+ * key has one type.
+ */
+TEST_F(cli, json_is_valid_and_each_key_has_one_type)
+{
+	const char *name = region(self, "jtypes");
+	const char *copy = region(self, "jtypes-copy");
+	const char *clone = region(self, "jtypes-clone");
+	/* Quote, backslash, tab, control, DEL, invalid UTF-8, U+2028, é. */
+	const char *file = "/tmp/cli-\"q\\b\tt\x01\x7f\xff\xe2\x80\xa8\xc3\xa9";
+	const char *want = "/tmp/cli-\"q\\b\tt\x01\x7f\xef\xbf\xbd"
+			   "\xe2\x80\xa8\xc3\xa9";
+	char at[80];
+	struct jv *doc;
+	struct run r;
+
+	snprintf(self->files[self->nfiles++], sizeof(self->files[0]), "%s",
+		 file);
+	snprintf(at, sizeof(at), "%s@1", name);
+#define J(desc, ...) do {						\
+	r = CLI("--json", __VA_ARGS__);					\
+	key_types(JSON(r), desc);					\
+} while (0)
+	J("create", "create", name, "64K");
+	J("snap", "snap", name, "first");
+	J("snap", "snap", name);
+	J("list", "list");
+	J("list NAME", "list", name);
+	J("diff", "diff", name, "1");
+	J("restore", "restore", name, "1");
+	J("clone", "clone", name, "1", clone);
+	J("delete", "delete", name, "2");
+	J("dump", "dump", at, file);
+	J("load", "load", copy, file);
+	J("stats", "stats");
+	J("--version", "--version");
+	J("destroy", "destroy", clone);
+#undef J
+	r = CLI("--json", "dump", at, file);
+	doc = JSON(r);
+	if (strcmp(JSTR(doc, "file"), want))
+		FAIL("file name came back as \"%s\"", JSTR(doc, "file"));
+	ASSERT_TRUE(strstr(r.out, "\\ufffd"));
+	ASSERT_TRUE(strstr(r.out, "\\u2028"));
+	ASSERT_TRUE(strstr(r.out, "\\u0001"));
+	ASSERT_GE(nseen, 30);
+}
+
+/*
+ * A cap of the module is said as one: the parameter and its value, sizes
+ * as typed; never the raw strerror of E2BIG, ENOSPC or EXDEV.
+ */
+TEST_F(cli, limit_messages_say_what_happened)
+{
+	const char *a = region(self, "lim-a"), *b = region(self, "lim-b");
+	const char *c = region(self, "lim-c");
+	struct run r;
+
+	reload(self, "max_region_size=1048576 max_snapshots=2 max_regions=2");
+	r = CLI("create", a, "2M");
+	EXPECT_ERR(r, "create", 1, "cannot create region '");
+	ASSERT_TRUE(strstr(r.err, "' of 2M: larger than the module allows "
+			   "(max_region_size=1M)"));
+	r = CLI("create", a, "2097152");
+	EXPECT_ERR(r, "create", 1, "of 2097152: larger than the module");
+	r = CLI("create", a, "1M");
+	EXPECT_OK(r);
+	r = CLI("snap", a, "s1");
+	EXPECT_OK(r);
+	r = CLI("snap", a, "s2");
+	EXPECT_OK(r);
+	r = CLI("snap", a);
+	EXPECT_ERR(r, "snap", 1, "it holds 2 snapshots, the most the module "
+		   "allows (max_snapshots=2); delete some first");
+	/* A dump without @SNAP needs a snapshot too. */
+	r = CLI("dump", a, "/dev/null");
+	EXPECT_ERR(r, "dump", 1, "(max_snapshots=2)");
+	r = CLI("create", b, "4K");
+	EXPECT_OK(r);
+	r = CLI("create", c, "4K");
+	EXPECT_ERR(r, "create", 1, "the module's region limit is reached "
+		   "(max_regions=2 in all, max_user_regions=1024 per user)");
+	r = CLI("clone", a, "s1", c);
+	EXPECT_ERR(r, "clone", 1, "(max_regions=2 in all");
+	/* restore --expect-newest: EXDEV said as what it means. */
+	r = CLI("restore", a, "s1", "--expect-newest", "s1");
+	EXPECT_ERR(r, "restore", 1, "snapshot 's1' is not the newest (the "
+		   "newest is 2); nothing was restored");
+	r = CLI("restore", a, "s1", "--expect-newest", "nope");
+	EXPECT_ERR(r, "restore", 3, "has no snapshot 'nope'");
+	r = CLI("restore", a, "s1", "--expect-newest", "s2");
+	EXPECT_OK(r);
+	r = CLI("restore", a, "s1", "--expect-newest=2", "--json");
+	ASSERT_EQ(JNUM(JSON(r), "snapshot"), 1);
+	ASSERT_FALSE(region_exists(c));
+}
+
+/*
+ * `dump NAME` labels the snapshot it takes; SIGINT or SIGTERM while the
+ * dump blocks on a full pipe deletes it, says so and dies of the signal.
+ */
+TEST_F(cli, interrupted_dump_removes_its_labelled_snapshot)
+{
+	static const int sigs[] = { SIGTERM, SIGINT };
+	const char *name = region(self, "sigdump");
+	char label[32], *err;
+	unsigned char *p;
+	unsigned int i, k;
+	int pfd[2], efd, status;
+	struct run r;
+	pid_t pid;
+
+	r = CLI("create", name, "4M");
+	EXPECT_OK(r);
+	p = map_region(name, 4 << 20);
+	for (i = 0; i < 1024; i++)
+		cli_fill_page(p + i * PAGE, i);
+	munmap(p, 4 << 20);
+	for (k = 0; k < ARRAY_SIZE(sigs); k++) {
+		ASSERT_EQ(pipe(pfd), 0);	/* nobody reads it */
+		pid = spawn_cli(pfd[1], &efd, ARGV("dump", name, "-"));
+		snprintf(label, sizeof(label), "cowsnap-dump-%d", (int)pid);
+		for (i = 0; i < 200 && !snap_labelled(name, label); i++)
+			usleep(20000);
+		ASSERT_NE(snap_labelled(name, label), 0);
+		usleep(300000);		/* blocked on the full pipe */
+		ASSERT_EQ(waitpid(pid, &status, WNOHANG), 0);
+		kill(pid, sigs[k]);
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		close(pfd[0]);
+		close(pfd[1]);
+		err = slurp(efd, NULL);
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != sigs[k])
+			FAIL("dump: status %#x, stderr %s", status, err);
+		if (strcmp(err, "cowsnap: dump: interrupted; deleted the "
+			   "temporary snapshot\n"))
+			FAIL("dump: stderr %s", err);
+		ASSERT_EQ(snap_labelled(name, label), 0);
+		ASSERT_EQ(info_of(name).nr_snapshots, 0);
+	}
+}
+
+/* A piped load streams: it needs no $TMPDIR, and stays one pass. */
+TEST_F(cli, load_from_a_pipe_needs_no_tmpdir)
+{
+	const char *name = region(self, "stream");
+	const char *copy = region(self, "stream-copy");
+	char cmd[512];
+	unsigned char *p;
+	struct run r;
+
+	r = CLI("create", name, "8M");
+	EXPECT_OK(r);
+	p = map_region(name, 8 << 20);
+	cli_fill_page(p + 17 * PAGE, 3);
+	cli_fill_page(p + 2000 * PAGE, 4);
+	munmap(p, 8 << 20);
+	snprintf(cmd, sizeof(cmd), "%s dump %s | TMPDIR=/nonexistent %s load "
+		 "%s - --mode 0604", cli_path(), name, cli_path(), copy);
+	ASSERT_EQ(system(cmd), 0);
+	expect_same(name, copy, 8 << 20);
+	ASSERT_EQ(info_of(copy).mode & 0777, 0604);
 }

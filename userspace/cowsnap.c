@@ -4,26 +4,35 @@
  *
  * Every error is one line "cowsnap: COMMAND: what went wrong" on stderr and
  * a distinct exit status (EXIT_* below, documented in --help and the man
- * page).  Output is an aligned table with human sizes, or -H (tabs, no
- * header), -p (exact numbers) and --json (one JSON document) for scripts.
+ * page); docs/errors.md maps each errno of the module and the library to
+ * what is said here.  Output is an aligned table with human sizes, or -H
+ * (tabs, no header), -p (exact numbers), -o (columns) and --json (one JSON
+ * document, every key of one type: json_schema[]) for scripts.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include "libcowsnap.h"
+#include "libcowsnap-internal.h"
+#include "json.h"
 
-#define COWSNAP_CLI_VERSION	"0.1.0"
+#ifndef COWSNAP_CLI_VERSION
+#define COWSNAP_CLI_VERSION	"unknown"
+#endif
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define SYS_MODULE	"/sys/module/cowsnap"
 
 enum {
 	EXIT_OK		= 0,
@@ -38,7 +47,10 @@ static struct {
 	int parsable;		/* -p */
 	int json;		/* --json */
 	int help;
+	int version;
 	const char *mode;	/* --mode */
+	const char *fields;	/* -o */
+	const char *expect;	/* --expect-newest */
 } opt;
 
 static const char *cmd_name;	/* the command, for error messages */
@@ -47,7 +59,7 @@ static long page_size;
 static const char exit_codes_help[] =
 	"Exit status:\n"
 	"  0  success\n"
-	"  1  error\n"
+	"  1  error (also: the cowsnap module is not loaded)\n"
 	"  2  usage error: bad arguments, names, sizes or modes\n"
 	"  3  not found: no such region, snapshot or file\n"
 	"  4  permission denied\n";
@@ -92,6 +104,92 @@ fail(int code, const char *fmt, ...)
 	fail(EXIT_USAGE, fmt " (see 'cowsnap %s%s--help')", ##__VA_ARGS__, \
 	     cmd_name ? cmd_name : "", cmd_name ? " " : "")
 
+/* Output. */
+
+static void human(uint64_t n, char *buf, size_t len)
+{
+	static const char units[] = "BKMGTPE";
+	double v;
+	int u = 0;
+
+	if (n < 1024) {
+		snprintf(buf, len, "%" PRIu64 "B", n);
+		return;
+	}
+	while (u < 6 && n >= (1ULL << (10 * (u + 1))))
+		u++;
+	if (!(n & ((1ULL << (10 * u)) - 1))) {
+		snprintf(buf, len, "%" PRIu64 "%c", n >> (10 * u), units[u]);
+		return;
+	}
+	v = (double)n / (double)(1ULL << (10 * u));
+	/* Three significant digits, as zfs list prints them. */
+	if (v < 9.995)
+		snprintf(buf, len, "%.2f%c", v, units[u]);
+	else if (v < 99.95)
+		snprintf(buf, len, "%.1f%c", v, units[u]);
+	else if (v < 1023.5 || u == 6)
+		snprintf(buf, len, "%.0f%c", v, units[u]);
+	else
+		snprintf(buf, len, "1.00%c", units[u + 1]);
+}
+
+/* The module: its parameters explain its limits. */
+
+static int module_loaded(void)
+{
+	return access(SYS_MODULE, F_OK) == 0;
+}
+
+/* A line of a sysfs file of the module, without the newline; 0 or -1. */
+static int module_file(const char *path, char *buf, size_t len)
+{
+	char full[128];
+	FILE *f;
+
+	snprintf(full, sizeof(full), SYS_MODULE "/%s", path);
+	f = fopen(full, "re");
+	if (!f)
+		return -1;
+	if (!fgets(buf, len, f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+/* "name=value" of a module parameter, "name" alone if it cannot be read. */
+static const char *param(const char *name, int bytes)
+{
+	static char bufs[4][96];
+	static int next;
+	char *b = bufs[next++ & 3], path[64], v[32], h[16];
+	uint64_t n;
+
+	snprintf(path, sizeof(path), "parameters/%s", name);
+	if (module_file(path, v, sizeof(v))) {
+		snprintf(b, sizeof(bufs[0]), "%s", name);
+	} else if (bytes && sscanf(v, "%" SCNu64, &n) == 1) {
+		human(n, h, sizeof(h));
+		snprintf(b, sizeof(bufs[0]), "%s=%s", name, h);
+	} else {
+		snprintf(b, sizeof(bufs[0]), "%s=%s", name, v);
+	}
+	return b;
+}
+
+static void __attribute__((noreturn)) fail_not_loaded(void)
+{
+	if (module_loaded())
+		fail(EXIT_ERROR, CSNAP_DEVICE " is missing although the cowsnap "
+		     "module is loaded");
+	fail(EXIT_ERROR, "the cowsnap module is not loaded");
+}
+
+/* Errors: docs/errors.md says which errno means what, here and below. */
+
 static int exit_code(int err)
 {
 	if (err == ENOENT)
@@ -101,32 +199,68 @@ static int exit_code(int err)
 	return EXIT_ERROR;
 }
 
-static const char *errstr(int err)
+/* What went wrong, for errors every command may meet. */
+static const char *reason(int err)
 {
-	if (err == ENOTTY)
+	static char buf[160];
+
+	switch (err) {
+	case ENOTTY:
 		return "not supported by the loaded cowsnap module";
-	return strerror(err);
+	case ENOMEM:
+		snprintf(buf, sizeof(buf), "out of memory: the module's page "
+			 "budget (%s pages) or the memory cgroup's limit is "
+			 "used up", param("max_pages", 0));
+		return buf;
+	case ENOSPC:
+		return "a limit of the module was reached (max_regions, "
+		       "max_user_regions or max_snapshots)";
+	case E2BIG:
+		snprintf(buf, sizeof(buf), "larger than the module allows "
+			 "(%s)", param("max_region_size", 1));
+		return buf;
+	case EXDEV:
+		return "the newest snapshot is not the one expected";
+	case EPERM:
+		return "Operation not permitted: only the owner or "
+		       "CAP_SYS_ADMIN may";
+	default:
+		return strerror(err);
+	}
 }
 
-/* "<what>: <strerror>" with the exit status errno calls for. */
+/* "<what>: <reason>" with the exit status errno calls for. */
 #define fail_errno(err, fmt, ...)					\
-	fail(exit_code(err), fmt ": %s", ##__VA_ARGS__, errstr(err))
+	fail(exit_code(err), fmt ": %s", ##__VA_ARGS__, reason(err))
+
+/* The region caps, for ENOSPC from create, clone and load. */
+static void __attribute__((noreturn)) fail_region_limit(const char *name)
+{
+	fail(EXIT_ERROR, "cannot create region '%s': the module's region "
+	     "limit is reached (%s in all, %s per user)", name,
+	     param("max_regions", 0), param("max_user_regions", 0));
+}
 
 /* Arguments. */
 
-static void check_name(const char *name, const char *what)
+/*
+ * Names the CLI creates (regions, labels) may not start with '-' either:
+ * they would read as options.  An existing one can still be named after
+ * "--" (@is_new 0).
+ */
+static void check_name(const char *name, const char *what, int is_new)
 {
-	if (!cowsnap_name_valid(name))
+	if (!csnap__name_valid(name) || (is_new && name[0] == '-'))
 		usage_error("invalid %s '%s': use 1-63 characters of "
-			    "A-Z a-z 0-9 . _ -, not starting with '.'",
-			    what, q(name));
+			    "A-Z a-z 0-9 . _ -, not starting with '.'%s",
+			    what, q(name), is_new ? " or '-'" : "");
 }
 
 static uint64_t parse_size_arg(const char *s)
 {
 	uint64_t size;
 
-	if (!cowsnap_parse_size(s, &size))
+	if (!csnap__parse_size(s, &size))
 		return size;
 	if (errno == ERANGE)
 		usage_error("invalid size '%s': too large", q(s));
@@ -153,7 +287,7 @@ static mode_t parse_mode_arg(void)
 /* A SNAP argument must look like an id or a label before we go looking. */
 static void check_snap_arg(const char *s)
 {
-	if (!cowsnap_name_valid(s))
+	if (!csnap__name_valid(s))
 		usage_error("invalid snapshot '%s': give an id or a label", q(s));
 }
 
@@ -161,17 +295,21 @@ static void check_snap_arg(const char *s)
 
 static int open_dev(int flags)
 {
-	int fd = cowsnap_open(flags), err = errno;
+	int fd = csnap_open(flags), err = errno;
+	struct stat st;
 
 	if (fd >= 0)
 		return fd;
 	if (err == ENOENT || err == ENODEV || err == ENXIO)
-		fail(exit_code(err), "cannot open " COWSNAP_DEVICE ": %s (is "
-		     "the cowsnap module loaded?)", strerror(err));
+		fail_not_loaded();
 	if (err == EPROTONOSUPPORT)
 		fail(EXIT_ERROR, "the loaded cowsnap module does not speak "
 		     "API version %d", COWSNAP_API_VERSION);
-	fail_errno(err, "cannot open " COWSNAP_DEVICE);
+	if (err == EACCES && !stat(CSNAP_DEVICE, &st))
+		fail(EXIT_PERM, "cannot open " CSNAP_DEVICE ": Permission "
+		     "denied (mode %04o; see the module's dev_mode)",
+		     (unsigned int)st.st_mode & 07777);
+	fail_errno(err, "cannot open " CSNAP_DEVICE);
 }
 
 /* A handle attached to region @name; read-only unless @writable. */
@@ -179,9 +317,9 @@ static int open_region(const char *name, int writable)
 {
 	int fd;
 
-	check_name(name, "region name");
+	check_name(name, "region name", 0);
 	fd = open_dev(writable ? O_RDWR : O_RDONLY);
-	if (!cowsnap_attach(fd, name))
+	if (!csnap_region_attach(fd, name))
 		return fd;
 	if (errno == ENOENT)
 		fail(EXIT_NOTFOUND, "no such region '%s'", name);
@@ -193,7 +331,7 @@ static uint64_t find_snap(int fd, const char *region, const char *spec)
 	uint64_t id;
 
 	check_snap_arg(spec);
-	if (!cowsnap_snap_find(fd, spec, &id))
+	if (!csnap_snapshot_find(fd, spec, &id))
 		return id;
 	if (errno == ENOENT)
 		fail(EXIT_NOTFOUND, "region '%s' has no snapshot '%s'",
@@ -204,53 +342,72 @@ static uint64_t find_snap(int fd, const char *region, const char *spec)
 	fail_errno(errno, "listing snapshots of '%s'", region);
 }
 
-/* Output. */
+/*
+ * JSON: every key the CLI prints and its one type (null aside).  Counter
+ * names under "counters" are data, not keys of this table.
+ */
+static const struct json_key json_schema[] = {
+	{ "api", JSON_NUMBER },
+	{ "bytes", JSON_NUMBER },
+	{ "changed_pages", JSON_NUMBER },
+	{ "checksum", JSON_STRING },
+	{ "counters", JSON_OBJECT },
+	{ "ctime_ns", JSON_NUMBER },
+	{ "data_pages", JSON_NUMBER },
+	{ "deleted", JSON_NUMBER },
+	{ "destroyed", JSON_BOOL },
+	{ "exclusive", JSON_NUMBER },
+	{ "extents", JSON_ARRAY },
+	{ "file", JSON_STRING },
+	{ "from", JSON_NUMBER },
+	{ "gid", JSON_NUMBER },
+	{ "id", JSON_NUMBER },
+	{ "label", JSON_STRING },
+	{ "length", JSON_NUMBER },
+	{ "mode", JSON_STRING },
+	{ "module_version", JSON_STRING },
+	{ "name", JSON_STRING },
+	{ "newest_snapshot", JSON_NUMBER },
+	{ "nr_snapshots", JSON_NUMBER },
+	{ "offset", JSON_NUMBER },
+	{ "origin", JSON_STRING },
+	{ "page_size", JSON_NUMBER },
+	{ "pages", JSON_NUMBER },
+	{ "pages_restored", JSON_NUMBER },
+	{ "records", JSON_NUMBER },
+	{ "referenced", JSON_NUMBER },
+	{ "region", JSON_STRING },
+	{ "regions", JSON_ARRAY },
+	{ "resident", JSON_NUMBER },
+	{ "shared", JSON_NUMBER },
+	{ "size", JSON_NUMBER },
+	{ "snapshot", JSON_NUMBER },
+	{ "snapshots", JSON_ARRAY },
+	{ "start", JSON_NUMBER },
+	{ "to", JSON_NUMBER },
+	{ "uid", JSON_NUMBER },
+	{ "version", JSON_STRING },
+};
 
-static void human(uint64_t n, char *buf, size_t len)
+static struct json js;
+
+/* Begin the one JSON document of a command: an object. */
+static struct json *json_begin(void)
 {
-	static const char units[] = "BKMGTPE";
-	double v = n;
-	int u = 0;
-
-	if (n < 1024) {
-		snprintf(buf, len, "%" PRIu64 "B", n);
-		return;
-	}
-	while (u < 6 && n >= (1ULL << (10 * (u + 1))))
-		u++;
-	if (!(n & ((1ULL << (10 * u)) - 1))) {
-		snprintf(buf, len, "%" PRIu64 "%c", n >> (10 * u), units[u]);
-		return;
-	}
-	v = (double)n / (double)(1ULL << (10 * u));
-	/* Three significant digits, as zfs list prints them. */
-	if (v < 9.995)
-		snprintf(buf, len, "%.2f%c", v, units[u]);
-	else if (v < 99.95)
-		snprintf(buf, len, "%.1f%c", v, units[u]);
-	else if (v < 1023.5 || u == 6)
-		snprintf(buf, len, "%.0f%c", v, units[u]);
-	else
-		snprintf(buf, len, "1.00%c", units[u + 1]);
+	json_init(&js, stdout, json_schema, ARRAY_SIZE(json_schema));
+	json_object_begin(&js, NULL);
+	return &js;
 }
 
-static void json_str(const char *s)
+static void json_mode(struct json *j, const char *key, mode_t mode)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = *s;
+	char buf[8];
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
+	snprintf(buf, sizeof(buf), "%04o", (unsigned int)mode & 0777);
+	json_string(j, key, buf);
 }
 
-/* A column: its header, its JSON key and how its values print. */
+/* A column: its header, its JSON key (also its -o name) and its kind. */
 enum kind {
 	K_STR,		/* text; NULL prints "-" and JSON null */
 	K_NUM,		/* a count or id */
@@ -271,11 +428,15 @@ struct val {
 	uint64_t n;
 };
 
+#define MAX_SEL		32
+
 struct table {
 	const struct col *cols;
 	int ncols;
 	struct val *v;		/* rows * ncols */
 	size_t rows, cap;
+	int sel[MAX_SEL];	/* the columns shown, in order (-o) */
+	int nsel;
 };
 
 static void *xrealloc(void *p, size_t size)
@@ -284,6 +445,48 @@ static void *xrealloc(void *p, size_t size)
 	if (!p)
 		fail(EXIT_ERROR, "out of memory");
 	return p;
+}
+
+/* A table of @cols showing the columns -o names, or all of them. */
+static void table_init(struct table *t, const struct col *cols, int ncols)
+{
+	char *list, *f, *save;
+	int c;
+
+	memset(t, 0, sizeof(*t));
+	t->cols = cols;
+	t->ncols = ncols;
+	if (!opt.fields) {
+		for (c = 0; c < ncols; c++)
+			t->sel[t->nsel++] = c;
+		return;
+	}
+	list = strdup(opt.fields);
+	if (!list)
+		fail(EXIT_ERROR, "out of memory");
+	for (f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		/* A JSON key or a header, in any case. */
+		for (c = 0; c < ncols; c++)
+			if (!strcasecmp(f, cols[c].key) ||
+			    !strcasecmp(f, cols[c].head))
+				break;
+		if (c == ncols) {
+			char valid[256] = "";
+
+			for (c = 0; c < ncols; c++)
+				snprintf(valid + strlen(valid),
+					 sizeof(valid) - strlen(valid), "%s%s",
+					 c ? "," : "", cols[c].key);
+			usage_error("unknown field '%s' for -o: choose from %s",
+				    q(f), valid);
+		}
+		if (t->nsel == MAX_SEL)
+			usage_error("too many fields for -o");
+		t->sel[t->nsel++] = c;
+	}
+	if (!t->nsel)
+		usage_error("-o needs at least one field");
+	free(list);
 }
 
 static struct val *table_row(struct table *t)
@@ -336,36 +539,32 @@ static void cell_text(const struct col *c, const struct val *v, char *buf,
 	}
 }
 
-/* The rows as a JSON array of objects; numbers always exact. */
-static void table_json(const struct table *t)
+/* The rows as the array @key of objects; numbers always exact. */
+static void table_json(struct json *j, const char *key,
+		       const struct table *t)
 {
-	char buf[64];
 	size_t r;
-	int c;
+	int s;
 
-	putchar('[');
+	json_array_begin(j, key);
 	for (r = 0; r < t->rows; r++) {
 		const struct val *row = t->v + r * t->ncols;
 
-		printf(r ? ",{" : "{");
-		for (c = 0; c < t->ncols; c++) {
-			const struct col *col = &t->cols[c];
+		json_object_begin(j, NULL);
+		for (s = 0; s < t->nsel; s++) {
+			const struct col *col = &t->cols[t->sel[s]];
+			const struct val *v = &row[t->sel[s]];
 
-			printf(c ? ",\"%s\":" : "\"%s\":", col->key);
-			if (col->kind == K_STR && !row[c].s) {
-				printf("null");
-			} else if (col->kind == K_STR) {
-				json_str(row[c].s);
-			} else if (col->kind == K_MODE) {
-				cell_text(col, &row[c], buf, sizeof(buf));
-				json_str(buf);
-			} else {
-				printf("%" PRIu64, row[c].n);
-			}
+			if (col->kind == K_STR)
+				json_string(j, col->key, v->s);
+			else if (col->kind == K_MODE)
+				json_mode(j, col->key, v->n);
+			else
+				json_u64(j, col->key, v->n);
 		}
-		putchar('}');
+		json_object_end(j);
 	}
-	putchar(']');
+	json_array_end(j);
 }
 
 static int right_aligned(enum kind k)
@@ -376,42 +575,42 @@ static int right_aligned(enum kind k)
 /* Aligned with a header, or with -H tab-separated without one. */
 static void table_print(const struct table *t)
 {
-	int width[16] = { 0 }, c, w;
+	int width[MAX_SEL] = { 0 }, s, w;
 	char buf[64];
 	size_t r;
 
-	for (c = 0; c < t->ncols; c++)
-		width[c] = strlen(t->cols[c].head);
+	for (s = 0; s < t->nsel; s++)
+		width[s] = strlen(t->cols[t->sel[s]].head);
 	for (r = 0; r < t->rows && !opt.scripted; r++) {
-		for (c = 0; c < t->ncols; c++) {
-			cell_text(&t->cols[c], &t->v[r * t->ncols + c], buf,
+		for (s = 0; s < t->nsel; s++) {
+			cell_text(&t->cols[t->sel[s]],
+				  &t->v[r * t->ncols + t->sel[s]], buf,
 				  sizeof(buf));
 			w = strlen(buf);
-			if (w > width[c])
-				width[c] = w;
+			if (w > width[s])
+				width[s] = w;
 		}
 	}
-	if (!opt.scripted) {
-		for (c = 0; c < t->ncols; c++) {
-			w = c == t->ncols - 1 &&
-			    !right_aligned(t->cols[c].kind) ? 0 : width[c];
-			printf(right_aligned(t->cols[c].kind) ? "%s%*s" :
-			       "%s%-*s", c ? "  " : "", w, t->cols[c].head);
-		}
-		putchar('\n');
-	}
-	for (r = 0; r < t->rows; r++) {
-		for (c = 0; c < t->ncols; c++) {
-			cell_text(&t->cols[c], &t->v[r * t->ncols + c], buf,
-				  sizeof(buf));
+	for (r = 0; r <= t->rows; r++) {
+		if (!r && opt.scripted)
+			continue;	/* no header */
+		for (s = 0; s < t->nsel; s++) {
+			const struct col *col = &t->cols[t->sel[s]];
+			int right = right_aligned(col->kind);
+
+			if (r)
+				cell_text(col, &t->v[(r - 1) * t->ncols +
+						     t->sel[s]],
+					  buf, sizeof(buf));
+			else
+				snprintf(buf, sizeof(buf), "%s", col->head);
 			if (opt.scripted) {
-				printf("%s%s", c ? "\t" : "", buf);
+				printf("%s%s", s ? "\t" : "", buf);
 				continue;
 			}
-			w = c == t->ncols - 1 &&
-			    !right_aligned(t->cols[c].kind) ? 0 : width[c];
-			printf(right_aligned(t->cols[c].kind) ? "%s%*s" :
-			       "%s%-*s", c ? "  " : "", w, buf);
+			w = s == t->nsel - 1 && !right ? 0 : width[s];
+			printf(right ? "%s%*s" : "%s%-*s", s ? "  " : "", w,
+			       buf);
 		}
 		putchar('\n');
 	}
@@ -434,8 +633,8 @@ static const struct col region_cols[] = {
 	{ "SIZE", "size", K_BYTES },
 	{ "RESIDENT", "resident", K_BYTES },
 	{ "SHARED", "shared", K_BYTES },
-	{ "SNAPS", "snapshots", K_NUM },
-	{ "NEWEST", "newest", K_NUM },
+	{ "SNAPS", "nr_snapshots", K_NUM },
+	{ "NEWEST", "newest_snapshot", K_NUM },
 	{ "MODE", "mode", K_MODE },
 	{ "UID", "uid", K_NUM },
 	{ "GID", "gid", K_NUM },
@@ -479,22 +678,22 @@ static void parse_region_line(struct proc_data *pd, char **f, int nf)
 	row[8].n = n[6];
 }
 
-static void read_proc(struct proc_data *pd)
+static void read_proc(struct proc_data *pd, int with_regions)
 {
 	char line[512], *f[16], *save, *tok;
-	FILE *fp = fopen(COWSNAP_PROC, "re");
 	struct counter *c;
+	FILE *fp;
 	int nf;
 
+	memset(pd, 0, sizeof(*pd));
+	if (with_regions)	/* -o is checked before anything is read */
+		table_init(&pd->regions, region_cols, ARRAY_SIZE(region_cols));
+	fp = fopen(CSNAP_PROC, "re");
 	if (!fp) {
 		if (errno == ENOENT)
-			fail(EXIT_NOTFOUND, "cannot read " COWSNAP_PROC ": %s "
-			     "(is the cowsnap module loaded?)", strerror(errno));
-		fail_errno(errno, "cannot read " COWSNAP_PROC);
+			fail_not_loaded();
+		fail_errno(errno, "cannot read " CSNAP_PROC);
 	}
-	memset(pd, 0, sizeof(*pd));
-	pd->regions.cols = region_cols;
-	pd->regions.ncols = ARRAY_SIZE(region_cols);
 	while (fgets(line, sizeof(line), fp)) {
 		nf = 0;
 		for (tok = strtok_r(line, " \t\n", &save); tok && nf < 16;
@@ -503,7 +702,8 @@ static void read_proc(struct proc_data *pd)
 		if (!nf || f[0][0] == '#')
 			continue;
 		if (!strcmp(f[0], "region")) {
-			parse_region_line(pd, f, nf);
+			if (with_regions)
+				parse_region_line(pd, f, nf);
 			continue;
 		}
 		/* Snapshots come from the ioctl; unknown lines are skipped. */
@@ -516,7 +716,7 @@ static void read_proc(struct proc_data *pd)
 		snprintf(c->value, sizeof(c->value), "%s", f[1]);
 	}
 	if (ferror(fp))
-		fail_errno(errno, "reading " COWSNAP_PROC);
+		fail_errno(errno, "reading " CSNAP_PROC);
 	fclose(fp);
 }
 
@@ -524,30 +724,35 @@ static void read_proc(struct proc_data *pd)
 
 static int cmd_create(int argc, char **argv)
 {
-	const char *name = argv[0];
+	const char *name = argv[0], *size_arg = argv[1];
+	struct json *j;
 	uint64_t size;
 	mode_t mode;
-	int fd;
+	int fd, err;
 
-	check_name(name, "region name");
-	size = parse_size_arg(argv[1]);
+	check_name(name, "region name", 1);
+	size = parse_size_arg(size_arg);
 	mode = parse_mode_arg();
 	fd = open_dev(O_RDWR);
-	if (cowsnap_create(fd, name, size, mode)) {
-		if (errno == EEXIST)
+	if (csnap_region_create(fd, name, size, mode)) {
+		err = errno;
+		if (err == EEXIST)
 			fail(EXIT_ERROR, "region '%s' already exists", name);
-		if (errno == EINVAL && size % page_size)
-			fail(EXIT_ERROR, "invalid size %" PRIu64 ": not a "
-			     "multiple of the page size (%ld bytes)", size,
+		if (err == EINVAL && size % page_size)
+			fail(EXIT_ERROR, "invalid size %s: not a multiple of "
+			     "the page size (%ld bytes)", q(size_arg),
 			     page_size);
-		fail_errno(errno, "cannot create region '%s' of %" PRIu64
-			   " bytes", name, size);
+		if (err == ENOSPC)
+			fail_region_limit(name);
+		fail_errno(err, "cannot create region '%s' of %s", name,
+			   q(size_arg));
 	}
 	if (opt.json) {
-		printf("{\"name\":");
-		json_str(name);
-		printf(",\"size\":%" PRIu64 ",\"mode\":\"%04o\"}\n", size,
-		       (unsigned int)mode);
+		j = json_begin();
+		json_string(j, "name", name);
+		json_u64(j, "size", size);
+		json_mode(j, "mode", mode);
+		json_object_end(j);
 	}
 	close(fd);
 	return 0;
@@ -556,45 +761,62 @@ static int cmd_create(int argc, char **argv)
 static int cmd_destroy(int argc, char **argv)
 {
 	const char *name = argv[0];
+	struct json *j;
 	int fd;
 
-	check_name(name, "region name");
-	fd = open_dev(O_RDWR);
-	if (cowsnap_destroy(fd, name)) {
+	check_name(name, "region name", 0);
+	fd = open_dev(O_RDONLY);	/* destroy needs no write access */
+	if (csnap_region_destroy(fd, name)) {
 		if (errno == ENOENT)
 			fail(EXIT_NOTFOUND, "no such region '%s'", name);
 		fail_errno(errno, "cannot destroy region '%s'", name);
 	}
 	if (opt.json) {
-		printf("{\"name\":");
-		json_str(name);
-		printf(",\"destroyed\":true}\n");
+		j = json_begin();
+		json_string(j, "name", name);
+		json_bool(j, "destroyed", 1);
+		json_object_end(j);
 	}
 	close(fd);
 	return 0;
 }
 
+/* Snapshot @name; ENOSPC says how many it holds against which cap. */
+static uint64_t take_snapshot(int fd, const char *name, const char *label)
+{
+	struct cowsnap_info info;
+	uint64_t id;
+	int err;
+
+	if (!csnap_snapshot_create(fd, label, &id))
+		return id;
+	err = errno;
+	if (err == ENOSPC && !csnap_region_info(fd, &info))
+		fail(EXIT_ERROR, "cannot snapshot region '%s': it holds %"
+		     PRIu64 " snapshots, the most the module allows (%s); "
+		     "delete some first", name, (uint64_t)info.nr_snapshots,
+		     param("max_snapshots", 0));
+	fail_errno(err, "cannot snapshot region '%s'", name);
+}
+
 static int cmd_snap(int argc, char **argv)
 {
 	const char *name = argv[0], *label = argc > 1 ? argv[1] : NULL;
+	struct json *j;
 	uint64_t id;
 	int fd;
 
-	check_name(name, "region name");
+	check_name(name, "region name", 0);
 	if (label)
-		check_name(label, "label");
+		check_name(label, "label", 1);
 	fd = open_region(name, 1);
-	if (cowsnap_snap_create(fd, label, &id))
-		fail_errno(errno, "cannot snapshot region '%s'", name);
+	id = take_snapshot(fd, name, label);
 	if (opt.json) {
-		printf("{\"region\":");
-		json_str(name);
-		printf(",\"id\":%" PRIu64 ",\"label\":", id);
-		if (label)
-			json_str(label);
-		else
-			printf("null");
-		printf("}\n");
+		j = json_begin();
+		json_string(j, "region", name);
+		json_u64(j, "id", id);
+		json_string(j, "label", label);
+		json_object_end(j);
 	} else {
 		printf("%" PRIu64 "\n", id);
 	}
@@ -612,14 +834,16 @@ static const struct col snap_cols[] = {
 
 static int list_snapshots(const char *name)
 {
-	struct table t = { snap_cols, 5, NULL, 0, 0 };
 	struct cowsnap_snap_entry *e;
+	struct table t;
+	struct json *j;
 	struct val *row;
 	ssize_t n, i;
 	int fd;
 
+	table_init(&t, snap_cols, ARRAY_SIZE(snap_cols));
 	fd = open_region(name, 0);
-	n = cowsnap_snap_list(fd, &e);
+	n = csnap_snapshot_list(fd, &e);
 	if (n < 0)
 		fail_errno(errno, "cannot list snapshots of '%s'", name);
 	for (i = 0; i < n; i++) {
@@ -632,11 +856,10 @@ static int list_snapshots(const char *name)
 		row[4].n = e[i].exclusive_pages * page_size;
 	}
 	if (opt.json) {
-		printf("{\"region\":");
-		json_str(name);
-		printf(",\"snapshots\":");
-		table_json(&t);
-		printf("}\n");
+		j = json_begin();
+		json_string(j, "region", name);
+		table_json(j, "snapshots", &t);
+		json_object_end(j);
 	} else {
 		table_print(&t);
 	}
@@ -647,14 +870,15 @@ static int list_snapshots(const char *name)
 static int cmd_list(int argc, char **argv)
 {
 	struct proc_data pd;
+	struct json *j;
 
 	if (argc)
 		return list_snapshots(argv[0]);
-	read_proc(&pd);
+	read_proc(&pd, 1);
 	if (opt.json) {
-		printf("{\"regions\":");
-		table_json(&pd.regions);
-		printf("}\n");
+		j = json_begin();
+		table_json(j, "regions", &pd.regions);
+		json_object_end(j);
 	} else {
 		table_print(&pd.regions);
 	}
@@ -664,19 +888,34 @@ static int cmd_list(int argc, char **argv)
 static int cmd_restore(int argc, char **argv)
 {
 	const char *name = argv[0];
-	uint64_t id, pages;
-	int fd;
+	uint64_t id, expect = 0, pages;
+	struct cowsnap_info info;
+	struct json *j;
+	int fd, err;
 
 	fd = open_region(name, 1);
 	id = find_snap(fd, name, argv[1]);
-	if (cowsnap_restore(fd, id, 0, &pages))
-		fail_errno(errno, "cannot restore '%s' to snapshot %" PRIu64,
+	if (opt.expect)
+		expect = find_snap(fd, name, opt.expect);
+	if (csnap_restore(fd, id, expect, &pages)) {
+		err = errno;
+		if (err == EXDEV && !csnap_region_info(fd, &info))
+			fail(EXIT_ERROR, "cannot restore '%s': snapshot '%s' "
+			     "is not the newest (the newest is %" PRIu64 "); "
+			     "nothing was restored", name, opt.expect,
+			     (uint64_t)info.newest_snapshot);
+		if (err == ENOENT)
+			fail(EXIT_NOTFOUND, "region '%s' has no snapshot '%s'",
+			     name, argv[1]);
+		fail_errno(err, "cannot restore '%s' to snapshot %" PRIu64,
 			   name, id);
+	}
 	if (opt.json) {
-		printf("{\"region\":");
-		json_str(name);
-		printf(",\"snapshot\":%" PRIu64 ",\"pages_restored\":%" PRIu64
-		       "}\n", id, pages);
+		j = json_begin();
+		json_string(j, "region", name);
+		json_u64(j, "snapshot", id);
+		json_u64(j, "pages_restored", pages);
+		json_object_end(j);
 	}
 	close(fd);
 	return 0;
@@ -691,41 +930,45 @@ static const struct col diff_cols[] = {
 
 static int cmd_diff(int argc, char **argv)
 {
-	struct table t = { diff_cols, 4, NULL, 0, 0 };
 	const char *name = argv[0];
 	struct cowsnap_extent *ext;
-	uint64_t from, to = 0;
+	uint64_t from, to = 0, pages = 0;
+	struct table t;
+	struct json *j;
 	struct val *row;
 	ssize_t n, i;
 	int fd;
 
+	table_init(&t, diff_cols, ARRAY_SIZE(diff_cols));
 	fd = open_region(name, 0);
 	from = find_snap(fd, name, argv[1]);
 	/* SNAP2 "0" is the live view, as id 0 is in the UAPI. */
 	if (argc > 2 && strcmp(argv[2], "0"))
 		to = find_snap(fd, name, argv[2]);
-	n = cowsnap_diff(fd, from, to, &ext);
-	if (n < 0)
+	n = csnap_diff(fd, from, to, &ext);
+	if (n < 0) {
+		if (errno == ENOENT)
+			fail(EXIT_NOTFOUND, "a snapshot of '%s' was deleted "
+			     "meanwhile", name);
 		fail_errno(errno, "cannot diff '%s'", name);
+	}
 	for (i = 0; i < n; i++) {
 		row = table_row(&t);
 		row[0].n = ext[i].start;
 		row[1].n = ext[i].count;
 		row[2].n = ext[i].start * page_size;
 		row[3].n = ext[i].count * page_size;
+		pages += ext[i].count;
 	}
 	if (opt.json) {
-		uint64_t pages = 0;
-
-		for (i = 0; i < n; i++)
-			pages += ext[i].count;
-		printf("{\"region\":");
-		json_str(name);
-		printf(",\"from\":%" PRIu64 ",\"to\":%" PRIu64
-		       ",\"page_size\":%ld,\"changed_pages\":%" PRIu64
-		       ",\"extents\":", from, to, page_size, pages);
-		table_json(&t);
-		printf("}\n");
+		j = json_begin();
+		json_string(j, "region", name);
+		json_u64(j, "from", from);
+		json_u64(j, "to", to);
+		json_u64(j, "page_size", page_size);
+		json_u64(j, "changed_pages", pages);
+		table_json(j, "extents", &t);
+		json_object_end(j);
 	} else {
 		table_print(&t);
 	}
@@ -736,12 +979,13 @@ static int cmd_diff(int argc, char **argv)
 static int cmd_delete(int argc, char **argv)
 {
 	const char *name = argv[0];
+	struct json *j;
 	uint64_t id;
 	int fd;
 
 	fd = open_region(name, 1);
 	id = find_snap(fd, name, argv[1]);
-	if (cowsnap_snap_delete(fd, id)) {
+	if (csnap_snapshot_delete(fd, id)) {
 		if (errno == ENOENT)
 			fail(EXIT_NOTFOUND, "region '%s' has no snapshot '%s'",
 			     name, argv[1]);
@@ -749,9 +993,10 @@ static int cmd_delete(int argc, char **argv)
 			   id, name);
 	}
 	if (opt.json) {
-		printf("{\"region\":");
-		json_str(name);
-		printf(",\"deleted\":%" PRIu64 "}\n", id);
+		j = json_begin();
+		json_string(j, "region", name);
+		json_u64(j, "deleted", id);
+		json_object_end(j);
 	}
 	close(fd);
 	return 0;
@@ -760,29 +1005,36 @@ static int cmd_delete(int argc, char **argv)
 static int cmd_clone(int argc, char **argv)
 {
 	const char *name = argv[0], *newname = argv[2];
+	struct json *j;
 	mode_t mode;
 	uint64_t id;
-	int fd;
+	int fd, err;
 
-	check_name(name, "region name");
-	check_name(newname, "region name");
+	check_name(name, "region name", 0);
+	check_name(newname, "region name", 1);
 	check_snap_arg(argv[1]);
 	mode = parse_mode_arg();
 	fd = open_region(name, 1);
 	id = find_snap(fd, name, argv[1]);
-	if (cowsnap_clone(fd, id, newname, mode)) {
-		if (errno == EEXIST)
+	if (csnap_clone(fd, id, newname, mode)) {
+		err = errno;
+		if (err == EEXIST)
 			fail(EXIT_ERROR, "region '%s' already exists", newname);
-		fail_errno(errno, "cannot clone snapshot %" PRIu64 " of '%s'",
+		if (err == ENOSPC)
+			fail_region_limit(newname);
+		if (err == ENOENT)
+			fail(EXIT_NOTFOUND, "region '%s' has no snapshot '%s'",
+			     name, argv[1]);
+		fail_errno(err, "cannot clone snapshot %" PRIu64 " of '%s'",
 			   id, name);
 	}
 	if (opt.json) {
-		printf("{\"name\":");
-		json_str(newname);
-		printf(",\"origin\":");
-		json_str(name);
-		printf(",\"snapshot\":%" PRIu64 ",\"mode\":\"%04o\"}\n", id,
-		       (unsigned int)mode);
+		j = json_begin();
+		json_string(j, "name", newname);
+		json_string(j, "origin", name);
+		json_u64(j, "snapshot", id);
+		json_mode(j, "mode", mode);
+		json_object_end(j);
 	}
 	close(fd);
 	return 0;
@@ -795,17 +1047,41 @@ static void on_signal(int sig)
 	interrupted = sig;
 }
 
-/* Catch SIGINT and friends so temporary state can be undone. */
+/*
+ * Catch SIGINT, SIGTERM and SIGHUP so temporary state can be undone; no
+ * SA_RESTART, so a blocked read or write returns EINTR and libcowsnap asks
+ * progress() whether to go on.
+ */
 static void catch_signals(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	unsigned int i;
 
+	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < ARRAY_SIZE(sigs); i++)
 		sigaction(sigs[i], &sa, NULL);
 	/* A vanished reader is an error to report, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* After cleaning up: say so, then die of the signal as if uncaught. */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die_interrupted(const char *fmt, ...)
+{
+	int sig = interrupted;
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "cowsnap: %s: interrupted", cmd_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	signal(sig, SIG_DFL);
+	raise(sig);
+	_exit(128 + sig);
 }
 
 /* Percentage on stderr, only when a human watches it, at most 10 Hz. */
@@ -839,11 +1115,9 @@ static void progress_end(void)
 		fputs("\r\033[K", stderr);
 }
 
-static void dump_fail(int err, const struct cowsnap_dump_info *di,
-		      const char *what)
+static void __attribute__((noreturn))
+dump_fail(int err, const struct csnap_dump_info *di, const char *what)
 {
-	if (err == ECANCELED)
-		fail(EXIT_ERROR, "interrupted");
 	if (di->error[0])
 		fail(exit_code(err), "%s", di->error);
 	fail_errno(err, "%s", what);
@@ -851,19 +1125,21 @@ static void dump_fail(int err, const struct cowsnap_dump_info *di,
 
 static int cmd_dump(int argc, char **argv)
 {
-	char name[COWSNAP_NAME_MAX], *at, what[128];
+	char name[COWSNAP_NAME_MAX], label[COWSNAP_NAME_MAX], *at;
 	const char *file = argc > 1 ? argv[1] : "-";
 	int to_stdout = !strcmp(file, "-");
-	struct cowsnap_dump_info di;
+	struct csnap_dump_info di = { .struct_size = sizeof(di) };
+	char what[128], hsize[16];
 	uint64_t id, tmp = 0;
+	struct json *j;
 	int fd, out, err;
 
 	at = strchr(argv[0], '@');
 	if ((at ? (size_t)(at - argv[0]) : strlen(argv[0])) >= sizeof(name))
-		check_name(argv[0], "region name");
+		check_name(argv[0], "region name", 0);
 	snprintf(name, sizeof(name), "%.*s",
 		 at ? (int)(at - argv[0]) : (int)strlen(argv[0]), argv[0]);
-	check_name(name, "region name");
+	check_name(name, "region name", 0);
 	if (at)
 		check_snap_arg(at + 1);
 	if (to_stdout && opt.json)
@@ -873,13 +1149,17 @@ static int cmd_dump(int argc, char **argv)
 		     "give a FILE or redirect stdout");
 	catch_signals();
 
-	/* Without @SNAP, dump a snapshot taken now and drop it afterwards. */
+	/*
+	 * Without @SNAP, dump a snapshot taken now, labelled so that one
+	 * left behind by a kill -9 says what it is, and drop it afterwards.
+	 */
 	fd = open_region(name, !at);
 	if (at) {
 		id = find_snap(fd, name, at + 1);
 	} else {
-		if (cowsnap_snap_create(fd, NULL, &tmp))
-			fail_errno(errno, "cannot snapshot region '%s'", name);
+		snprintf(label, sizeof(label), "cowsnap-dump-%d",
+			 (int)getpid());
+		tmp = take_snapshot(fd, name, label);
 		id = tmp;
 	}
 	if (to_stdout) {
@@ -890,20 +1170,20 @@ static int cmd_dump(int argc, char **argv)
 		if (out < 0) {
 			err = errno;
 			if (tmp)
-				cowsnap_snap_delete(fd, tmp);
+				csnap_snapshot_delete(fd, tmp);
 			fail_errno(err, "cannot create '%s'", q(file));
 		}
 	}
 	/* progress() prints only when given a non-NULL argument. */
-	err = cowsnap_dump(fd, id, out, &di, progress,
-			   isatty(STDERR_FILENO) ? &di : NULL) ? errno : 0;
+	err = csnap_dump(fd, id, out, &di, progress,
+			 isatty(STDERR_FILENO) ? &di : NULL) ? errno : 0;
 	progress_end();
 	if (!err && !to_stdout && (fsync(out) || close(out))) {
 		err = errno;
 		snprintf(di.error, sizeof(di.error), "writing '%s': %s",
 			 q(file), strerror(err));
 	}
-	if (tmp && cowsnap_snap_delete(fd, tmp) && !err) {
+	if (tmp && csnap_snapshot_delete(fd, tmp) && !err) {
 		err = errno;
 		snprintf(di.error, sizeof(di.error), "cannot delete temporary "
 			 "snapshot %" PRIu64 ": %s", tmp, strerror(err));
@@ -911,24 +1191,32 @@ static int cmd_dump(int argc, char **argv)
 	if (err) {
 		if (!to_stdout)
 			unlink(file);
+		if (err == ECANCELED && interrupted)
+			die_interrupted("%s%s%s", tmp ? "; deleted the temporary"
+					" snapshot" : "", to_stdout ? "" :
+					"; removed ", to_stdout ? "" : q(file));
+		if (err == ENOENT && !di.error[0])
+			fail(EXIT_NOTFOUND, "region '%s' has no snapshot "
+			     "%" PRIu64 " any more", name, id);
 		snprintf(what, sizeof(what), "cannot dump snapshot %" PRIu64
 			 " of '%s'", id, name);
 		dump_fail(err, &di, what);
 	}
 	if (opt.json) {
-		printf("{\"region\":");
-		json_str(name);
-		printf(",\"snapshot\":");
+		j = json_begin();
+		json_string(j, "region", name);
 		if (tmp)
-			printf("null");
+			json_null(j, "snapshot");
 		else
-			printf("%" PRIu64, id);
-		printf(",\"file\":");
-		json_str(file);
-		printf(",\"size\":%" PRIu64 ",\"data_pages\":%" PRIu64
-		       ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
-		       ",\"checksum\":\"%08x\"}\n", di.size, di.data_pages,
-		       di.records, di.bytes, di.checksum);
+			json_u64(j, "snapshot", id);
+		json_string(j, "file", file);
+		json_u64(j, "size", di.size);
+		json_u64(j, "data_pages", di.data_pages);
+		json_u64(j, "records", di.records);
+		json_u64(j, "bytes", di.bytes);
+		snprintf(hsize, sizeof(hsize), "%08x", di.checksum);
+		json_string(j, "checksum", hsize);
+		json_object_end(j);
 	}
 	close(fd);
 	return 0;
@@ -937,12 +1225,13 @@ static int cmd_dump(int argc, char **argv)
 static int cmd_load(int argc, char **argv)
 {
 	const char *name = argv[0], *file = argc > 1 ? argv[1] : "-";
-	struct cowsnap_dump_info di;
-	char what[128];
+	struct csnap_dump_info di = { .struct_size = sizeof(di) };
+	char what[128], h[16];
+	struct json *j;
 	mode_t mode;
 	int fd, in, err;
 
-	check_name(name, "region name");
+	check_name(name, "region name", 1);
 	mode = parse_mode_arg();
 	if (!strcmp(file, "-")) {
 		in = STDIN_FILENO;
@@ -956,22 +1245,35 @@ static int cmd_load(int argc, char **argv)
 	}
 	catch_signals();
 	fd = open_dev(O_RDWR);
-	err = cowsnap_load(fd, name, mode, in, &di, progress,
-			   isatty(STDERR_FILENO) ? &di : NULL) ? errno : 0;
+	err = csnap_load(fd, name, mode, in, &di, progress,
+			 isatty(STDERR_FILENO) ? &di : NULL) ? errno : 0;
 	progress_end();
+	if (err == ECANCELED && interrupted)
+		die_interrupted("; region '%s' was not created", name);
 	if (err == EEXIST)
 		fail(EXIT_ERROR, "region '%s' already exists", name);
+	if (err == ENOSPC && !di.error[0])
+		fail_region_limit(name);
+	if (err == E2BIG && !di.error[0]) {
+		human(di.size, h, sizeof(h));
+		fail(EXIT_ERROR, "cannot load region '%s': the dump's region "
+		     "of %s is %s", name, h, reason(E2BIG));
+	}
 	if (err) {
 		snprintf(what, sizeof(what), "cannot load region '%s'", name);
 		dump_fail(err, &di, what);
 	}
 	if (opt.json) {
-		printf("{\"name\":");
-		json_str(name);
-		printf(",\"size\":%" PRIu64 ",\"mode\":\"%04o\",\"data_pages\":"
-		       "%" PRIu64 ",\"records\":%" PRIu64 ",\"bytes\":%" PRIu64
-		       "}\n", di.size, (unsigned int)mode, di.data_pages,
-		       di.records, di.bytes);
+		j = json_begin();
+		json_string(j, "name", name);
+		json_u64(j, "size", di.size);
+		json_mode(j, "mode", mode);
+		json_u64(j, "data_pages", di.data_pages);
+		json_u64(j, "records", di.records);
+		json_u64(j, "bytes", di.bytes);
+		snprintf(h, sizeof(h), "%08x", di.checksum);
+		json_string(j, "checksum", h);
+		json_object_end(j);
 	}
 	close(fd);
 	if (in != STDIN_FILENO)
@@ -986,26 +1288,29 @@ static const struct col stats_cols[] = {
 
 static int cmd_stats(int argc, char **argv)
 {
-	struct table t = { stats_cols, 2, NULL, 0, 0 };
-	char (*buf)[32];
 	struct proc_data pd;
+	char (*buf)[32];
+	struct table t;
+	struct json *j;
 	struct val *row;
 	uint64_t v;
 	size_t i;
 
-	read_proc(&pd);
+	table_init(&t, stats_cols, ARRAY_SIZE(stats_cols));
+	read_proc(&pd, 0);
 	if (opt.json) {
-		putchar('{');
+		j = json_begin();
+		json_object_begin(j, "counters");
 		for (i = 0; i < pd.ncounters; i++) {
-			printf(i ? "," : "");
-			json_str(pd.counters[i].name);
-			putchar(':');
+			json_unchecked(j);
 			if (!field_u64(pd.counters[i].value, 10, &v))
-				printf("%" PRIu64, v);
+				json_u64(j, pd.counters[i].name, v);
 			else
-				json_str(pd.counters[i].value);
+				json_string(j, pd.counters[i].name,
+					    pd.counters[i].value);
 		}
-		printf("}\n");
+		json_object_end(j);
+		json_object_end(j);
 		return 0;
 	}
 	buf = xrealloc(NULL, (pd.ncounters + 1) * sizeof(*buf));
@@ -1029,6 +1334,8 @@ static int cmd_stats(int argc, char **argv)
 /* The command table and help. */
 
 #define CMD_MODE	(1U << 0)	/* takes --mode */
+#define CMD_FIELDS	(1U << 1)	/* takes -o */
+#define CMD_EXPECT	(1U << 2)	/* takes --expect-newest */
 
 struct command {
 	const char *name;
@@ -1055,20 +1362,29 @@ static const struct command commands[] = {
 	  "Snapshot region NAME, optionally labelled LABEL, and print the new\n"
 	  "snapshot's id.  No data is copied.\n",
 	  1, 2, 0, cmd_snap },
-	{ "list", "[NAME]", "list regions, or the snapshots of NAME",
+	{ "list", "[-o FIELDS] [NAME]", "list regions, or the snapshots of NAME",
 	  "Without NAME, list every region: NAME SIZE RESIDENT SHARED SNAPS\n"
 	  "NEWEST MODE UID GID.  With NAME, list its snapshots: ID LABEL\n"
-	  "CREATED REFERENCED EXCLUSIVE (EXCLUSIVE is what deleting frees).\n",
-	  0, 1, 0, cmd_list },
-	{ "restore", "NAME SNAP", "make the region equal to a snapshot",
+	  "CREATED REFERENCED EXCLUSIVE (EXCLUSIVE is what deleting frees).\n"
+	  "  -o FIELDS  only these columns, in this order, comma-separated:\n"
+	  "             regions: name,size,resident,shared,nr_snapshots,\n"
+	  "             newest_snapshot,mode,uid,gid; snapshots: id,label,\n"
+	  "             ctime_ns,referenced,exclusive (headers work too)\n",
+	  0, 1, CMD_FIELDS, cmd_list },
+	{ "restore", "NAME SNAP [--expect-newest SNAP2]",
+	  "make the region equal to a snapshot",
 	  "Make the live view of NAME equal to snapshot SNAP, for every\n"
-	  "program that maps it.  The snapshot stays.\n",
-	  2, 2, 0, cmd_restore },
-	{ "diff", "NAME SNAP [SNAP2]", "list page extents that changed",
+	  "program that maps it.  The snapshot stays.\n"
+	  "  --expect-newest SNAP2  restore only if SNAP2 is still the newest\n"
+	  "             snapshot of NAME (else exit 1, nothing restored)\n",
+	  2, 2, CMD_EXPECT, cmd_restore },
+	{ "diff", "[-o FIELDS] NAME SNAP [SNAP2]",
+	  "list page extents that changed",
 	  "List the page extents that differ between SNAP and SNAP2 (default,\n"
 	  "or 0: the live view): START PAGES OFFSET LENGTH.  A page written\n"
-	  "counts as changed even if its bytes ended up the same.\n",
-	  2, 3, 0, cmd_diff },
+	  "counts as changed even if its bytes ended up the same.\n"
+	  "  -o FIELDS  only these columns: start,pages,offset,length\n",
+	  2, 3, CMD_FIELDS, cmd_diff },
 	{ "delete", "NAME SNAP", "delete a snapshot",
 	  "Delete snapshot SNAP of NAME; pages nothing else holds are freed.\n",
 	  2, 2, 0, cmd_delete },
@@ -1081,24 +1397,26 @@ static const struct command commands[] = {
 	{ "dump", "NAME[@SNAP] [FILE|-]", "write a snapshot to a dump file",
 	  "Write snapshot SNAP of NAME to FILE (default, or -: stdout) in the\n"
 	  "sparse cowsnap dump format: zero pages take no space.  Without\n"
-	  "@SNAP a snapshot is taken for the dump and deleted after it.\n"
+	  "@SNAP a snapshot labelled cowsnap-dump-PID is taken for the dump\n"
+	  "and deleted after it, also on SIGINT, SIGTERM or SIGHUP.\n"
 	  "Progress is shown when stderr is a terminal.\n",
 	  1, 2, 0, cmd_dump },
 	{ "load", "NAME [FILE|-] [--mode M]", "create a region from a dump",
 	  "Create region NAME from the dump in FILE (default, or -: stdin).\n"
-	  "The whole dump is checked (format, sizes, checksum) before the\n"
-	  "region is created; a bad dump creates nothing.\n"
+	  "A FILE is checked whole (format, sizes, checksum) before the region\n"
+	  "is created, so a bad dump creates nothing; a pipe is loaded as it\n"
+	  "streams in and the region destroyed again if the dump is bad.\n"
 	  "  --mode M   octal permission bits (default 0600)\n",
 	  1, 2, CMD_MODE, cmd_load },
 	{ "stats", "", "show the module's global counters",
-	  "Show the global counters of " COWSNAP_PROC ".\n",
+	  "Show the global counters of " CSNAP_PROC ".\n",
 	  0, 0, 0, cmd_stats },
 };
 
 #define NCOMMANDS	ARRAY_SIZE(commands)
 
 static const char options_help[] =
-	"Options (anywhere on the line):\n"
+	"Options (anywhere on the line; '--' ends them):\n"
 	"  -H         scripted: no header, fields separated by one tab\n"
 	"  -p         exact numbers: bytes, nanoseconds, decimal offsets\n"
 	"  --json     print one JSON document\n"
@@ -1110,17 +1428,21 @@ static void help_all(void)
 
 	printf("usage: cowsnap [-H] [-p] [--json] COMMAND [ARGS]\n\n"
 	       "Copy-on-write snapshots of shared memory regions ("
-	       COWSNAP_DEVICE ").\n\nCommands:\n");
+	       CSNAP_DEVICE ").\n\nCommands:\n");
 	for (c = commands; c < commands + NCOMMANDS; c++) {
 		char syn[64];
 
 		snprintf(syn, sizeof(syn), "%s %s", c->name, c->args);
-		printf("  %-36s %s\n", syn, c->summary);
+		if (strlen(syn) > 36)
+			printf("  %s\n  %-36s %s\n", syn, "", c->summary);
+		else
+			printf("  %-36s %s\n", syn, c->summary);
 	}
 	printf("\nSNAP is a snapshot id or label.  SIZE takes K, M, G or T "
 	       "suffixes (1024-based).\nNames and labels: 1-63 characters "
-	       "of A-Z a-z 0-9 . _ -, not starting with '.'.\n\n%s"
-	       "  --version  show the version\n\n%s\n"
+	       "of A-Z a-z 0-9 . _ -, not starting with '.'\nor '-'.\n\n%s"
+	       "  --version  show the version of cowsnap and of the loaded "
+	       "module\n\n%s\n"
 	       "'cowsnap COMMAND --help' describes one command; see also "
 	       "cowsnap(8).\n", options_help, exit_codes_help);
 }
@@ -1139,54 +1461,103 @@ static int flush_stdout(void)
 	return 0;
 }
 
+static void print_version(void)
+{
+	char mv[64];
+	int loaded = !module_file("version", mv, sizeof(mv));
+	struct json *j;
+
+	if (opt.json) {
+		j = json_begin();
+		json_string(j, "version", COWSNAP_CLI_VERSION);
+		json_u64(j, "api", COWSNAP_API_VERSION);
+		json_string(j, "module_version", loaded ? mv : NULL);
+		json_object_end(j);
+		return;
+	}
+	printf("cowsnap %s (API %d)\n", COWSNAP_CLI_VERSION,
+	       COWSNAP_API_VERSION);
+	if (loaded)
+		printf("module %s\n", mv);
+	else
+		printf("module not loaded\n");
+}
+
+enum { OPT_JSON = 256, OPT_VERSION, OPT_EXPECT };
+
+static const struct option long_options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "expect-newest", required_argument, NULL, OPT_EXPECT },
+	{ NULL, 0, NULL, 0 },
+};
+
 int main(int argc, char **argv)
 {
 	const struct command *cmd = NULL;
 	char **pos = calloc(argc + 1, sizeof(*pos));
-	const char *bad = NULL;
-	int npos = 0, i, version = 0, dashdash = 0;
+	char bad[80] = "", *arg;
+	int npos = 0, c, missing = 0;
 
 	page_size = sysconf(_SC_PAGESIZE);
 	if (!pos)
 		fail(EXIT_ERROR, "out of memory");
-	/* Options may come anywhere, zfs style; "--" ends them. */
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (dashdash || a[0] != '-' || !a[1]) {
-			pos[npos++] = argv[i];
-		} else if (!strcmp(a, "--")) {
-			dashdash = 1;
-		} else if (!strcmp(a, "--json")) {
-			opt.json = 1;
-		} else if (!strcmp(a, "--help")) {
+	/*
+	 * Options may come anywhere, zfs style, and "--" ends them.  A
+	 * leading '-' in the option string returns arguments in order (as
+	 * option 1) whatever POSIXLY_CORRECT says; ':' reports a missing
+	 * value.  Errors wait until the command is known, for the message.
+	 */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "-:Hhpm:o:", long_options,
+				NULL)) != -1) {
+		arg = argv[optind - 1];
+		switch (c) {
+		case 1:
+			pos[npos++] = optarg;
+			break;
+		case 'H':
+			opt.scripted = 1;
+			break;
+		case 'p':
+			opt.parsable = 1;
+			break;
+		case 'h':
 			opt.help = 1;
-		} else if (!strcmp(a, "--version")) {
-			version = 1;
-		} else if (!strcmp(a, "--mode") || !strcmp(a, "-m")) {
-			if (i + 1 >= argc) {
-				bad = "--mode needs a value";
+			break;
+		case 'm':
+			opt.mode = optarg;
+			break;
+		case 'o':
+			opt.fields = optarg;
+			break;
+		case OPT_JSON:
+			opt.json = 1;
+			break;
+		case OPT_VERSION:
+			opt.version = 1;
+			break;
+		case OPT_EXPECT:
+			opt.expect = optarg;
+			break;
+		case ':':
+		case '?':
+			if (bad[0])
 				break;
-			}
-			opt.mode = argv[++i];
-		} else if (!strncmp(a, "--mode=", 7)) {
-			opt.mode = a + 7;
-		} else if (a[1] == '-') {
-			bad = a;
-		} else {
-			/* Bundled single-letter flags: -Hp. */
-			for (a++; *a && !bad; a++) {
-				if (*a == 'H')
-					opt.scripted = 1;
-				else if (*a == 'p')
-					opt.parsable = 1;
-				else if (*a == 'h')
-					opt.help = 1;
-				else
-					bad = argv[i];
-			}
+			missing = c == ':';
+			if (!strncmp(arg, "--", 2))
+				snprintf(bad, sizeof(bad), "%s", q(arg));
+			else
+				snprintf(bad, sizeof(bad), "-%c", optopt);
+			bad[strcspn(bad, "=")] = 0;
+			break;
 		}
 	}
+	while (optind < argc)	/* after "--" */
+		pos[npos++] = argv[optind++];
 	if (npos) {
 		for (cmd = commands; cmd < commands + NCOMMANDS; cmd++)
 			if (!strcmp(cmd->name, pos[0]))
@@ -1208,19 +1579,24 @@ int main(int argc, char **argv)
 			help_all();
 		return flush_stdout();
 	}
-	if (version) {
-		printf("cowsnap %s (API %d)\n", COWSNAP_CLI_VERSION,
-		       COWSNAP_API_VERSION);
+	if (opt.version) {
+		print_version();
 		return flush_stdout();
 	}
-	if (bad && !strcmp(bad, "--mode needs a value"))
-		usage_error("%s", bad);
-	if (bad)
-		usage_error("unknown option '%s'", q(bad));
+	if (bad[0] && missing)
+		usage_error("%s needs a value", bad);
+	if (bad[0])
+		usage_error("unknown option '%s'%s", bad, bad[1] != '-' &&
+			    cmd && cmd->max ? " (a name starting with '-' "
+			    "goes after '--')" : "");
 	if (!cmd)
 		usage_error("missing command");
 	if (opt.mode && !(cmd->flags & CMD_MODE))
 		usage_error("--mode does not apply to %s", cmd->name);
+	if (opt.fields && !(cmd->flags & CMD_FIELDS))
+		usage_error("-o does not apply to %s", cmd->name);
+	if (opt.expect && !(cmd->flags & CMD_EXPECT))
+		usage_error("--expect-newest does not apply to %s", cmd->name);
 	if (opt.json && (opt.scripted || opt.parsable))
 		usage_error("--json cannot be combined with -H or -p");
 	npos--;

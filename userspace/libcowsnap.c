@@ -1,7 +1,11 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: LGPL-2.1-or-later
 /*
  * libcowsnap: thin wrappers over the /dev/cowsnap ioctls, the resumable
  * list/diff protocols, and the dump format (docs/dump-format.md).
+ *
+ * Errors: a system call's errno is passed through unchanged; the library
+ * adds only the ones libcowsnap(3) and docs/errors.md list.  No function
+ * keeps state between calls, so all are thread-safe.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "libcowsnap.h"
+#include "libcowsnap-internal.h"
 
 /* Copy a name or label into a UAPI buffer, which the caller zeroed. */
 static int copy_name(char dst[COWSNAP_NAME_MAX], const char *src)
@@ -26,8 +31,9 @@ static int copy_name(char dst[COWSNAP_NAME_MAX], const char *src)
 		errno = EINVAL;
 		return -1;
 	}
-	len = strlen(src);
+	len = strnlen(src, COWSNAP_NAME_MAX);
 	if (len >= COWSNAP_NAME_MAX) {
+		/* As the module says of a name with no NUL in its buffer. */
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -35,7 +41,7 @@ static int copy_name(char dst[COWSNAP_NAME_MAX], const char *src)
 	return 0;
 }
 
-int cowsnap_name_valid(const char *name)
+int csnap__name_valid(const char *name)
 {
 	size_t i;
 
@@ -54,7 +60,7 @@ int cowsnap_name_valid(const char *name)
 	return 1;
 }
 
-int cowsnap_open(int flags)
+int csnap_open(int flags)
 {
 	struct cowsnap_api api = { .api = COWSNAP_API_VERSION };
 	int acc = flags & O_ACCMODE;
@@ -65,7 +71,7 @@ int cowsnap_open(int flags)
 		errno = EINVAL;
 		return -1;
 	}
-	fd = open(COWSNAP_DEVICE, acc | O_CLOEXEC);
+	fd = open(CSNAP_DEVICE, acc | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (ioctl(fd, COWSNAP_IOC_API, &api)) {
@@ -78,7 +84,7 @@ int cowsnap_open(int flags)
 	return fd;
 }
 
-int cowsnap_features(int fd, uint64_t *features, uint64_t *ioctls)
+int csnap_features(int fd, uint64_t *features, uint64_t *ioctls)
 {
 	struct cowsnap_api api = { .api = COWSNAP_API_VERSION };
 
@@ -91,7 +97,7 @@ int cowsnap_features(int fd, uint64_t *features, uint64_t *ioctls)
 	return 0;
 }
 
-int cowsnap_create(int fd, const char *name, uint64_t size, mode_t mode)
+int csnap_region_create(int fd, const char *name, uint64_t size, mode_t mode)
 {
 	struct cowsnap_create c = { .size = size, .mode = mode };
 
@@ -109,23 +115,41 @@ static int name_ioctl(int fd, unsigned long cmd, const char *name)
 	return ioctl(fd, cmd, &n) ? -1 : 0;
 }
 
-int cowsnap_attach(int fd, const char *name)
+int csnap_region_attach(int fd, const char *name)
 {
 	return name_ioctl(fd, COWSNAP_IOC_ATTACH, name);
 }
 
-int cowsnap_destroy(int fd, const char *name)
+int csnap_region_destroy(int fd, const char *name)
 {
 	return name_ioctl(fd, COWSNAP_IOC_DESTROY, name);
 }
 
-int cowsnap_info(int fd, struct cowsnap_info *info)
+int csnap_region_info(int fd, struct cowsnap_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	return ioctl(fd, COWSNAP_IOC_INFO, info) ? -1 : 0;
 }
 
-int cowsnap_snap_create(int fd, const char *label, uint64_t *id)
+void *csnap_region_map(int fd, size_t size, int prot)
+{
+	struct cowsnap_info info;
+	void *p;
+
+	if (!size) {
+		if (csnap_region_info(fd, &info))
+			return NULL;
+		if (info.size > SIZE_MAX) {
+			errno = EOVERFLOW;
+			return NULL;
+		}
+		size = info.size;
+	}
+	p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int csnap_snapshot_create(int fd, const char *label, uint64_t *id)
 {
 	struct cowsnap_snap_create s = { .flags = 0 };
 
@@ -141,7 +165,7 @@ int cowsnap_snap_create(int fd, const char *label, uint64_t *id)
 /* Entries asked for per SNAP_LIST call. */
 #define LIST_BATCH	64
 
-ssize_t cowsnap_snap_list(int fd, struct cowsnap_snap_entry **entries)
+ssize_t csnap_snapshot_list(int fd, struct cowsnap_snap_entry **entries)
 {
 	struct cowsnap_snap_entry *v = NULL, *nv;
 	size_t n = 0, cap = 0;
@@ -172,6 +196,10 @@ ssize_t cowsnap_snap_list(int fd, struct cowsnap_snap_entry **entries)
 			goto bad;
 		start = l.next_id;
 	}
+	if (!n) {
+		free(v);
+		v = NULL;
+	}
 	*entries = v;
 	return n;
 bad:
@@ -201,7 +229,7 @@ static int parse_id(const char *s, uint64_t *id)
 	return 0;
 }
 
-int cowsnap_snap_find(int fd, const char *spec, uint64_t *id)
+int csnap_snapshot_find(int fd, const char *spec, uint64_t *id)
 {
 	struct cowsnap_snap_entry *e;
 	uint64_t want = 0, found = 0;
@@ -213,7 +241,7 @@ int cowsnap_snap_find(int fd, const char *spec, uint64_t *id)
 		return -1;
 	}
 	by_id = !parse_id(spec, &want);
-	n = cowsnap_snap_list(fd, &e);
+	n = csnap_snapshot_list(fd, &e);
 	if (n < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
@@ -236,14 +264,14 @@ int cowsnap_snap_find(int fd, const char *spec, uint64_t *id)
 	return 0;
 }
 
-int cowsnap_snap_delete(int fd, uint64_t id)
+int csnap_snapshot_delete(int fd, uint64_t id)
 {
 	struct cowsnap_snap_id s = { .id = id };
 
 	return ioctl(fd, COWSNAP_IOC_SNAP_DELETE, &s) ? -1 : 0;
 }
 
-int cowsnap_snap_open(int fd, uint64_t id, int flags)
+int csnap_snapshot_open(int fd, uint64_t id, int flags)
 {
 	struct cowsnap_snap_open o = { .id = id };
 
@@ -256,8 +284,8 @@ int cowsnap_snap_open(int fd, uint64_t id, int flags)
 	return ioctl(fd, COWSNAP_IOC_SNAP_OPEN, &o);
 }
 
-int cowsnap_restore(int fd, uint64_t id, uint64_t expect_newest,
-		    uint64_t *pages)
+int csnap_restore(int fd, uint64_t id, uint64_t expect_newest,
+		  uint64_t *pages)
 {
 	struct cowsnap_restore r = { .id = id, .expect_newest = expect_newest };
 
@@ -271,14 +299,17 @@ int cowsnap_restore(int fd, uint64_t id, uint64_t expect_newest,
 /* Extents asked for per DIFF call. */
 #define DIFF_BATCH	256
 
-int cowsnap_diff_walk(int fd, uint64_t from, uint64_t to,
-		      cowsnap_extent_fn fn, void *arg)
+int csnap_diff_walk(int fd, uint64_t from, uint64_t to, csnap_extent_fn fn,
+		    void *arg)
 {
 	struct cowsnap_extent buf[DIFF_BATCH], cur = { 0, 0 };
 	uint64_t start = 0;
 	unsigned int i;
-	int ret;
 
+	if (!fn) {
+		errno = EINVAL;
+		return -1;
+	}
 	for (;;) {
 		struct cowsnap_diff d = {
 			.from = from, .to = to, .start = start,
@@ -290,14 +321,17 @@ int cowsnap_diff_walk(int fd, uint64_t from, uint64_t to,
 		if (d.count > DIFF_BATCH)
 			goto bad;
 		for (i = 0; i < d.count; i++) {
+			/* Ascending, not overlapping, never empty. */
+			if (!buf[i].count || buf[i].start < start ||
+			    buf[i].start < cur.start + cur.count)
+				goto bad;
 			/* The kernel may split an extent at a batch boundary. */
 			if (cur.count && cur.start + cur.count == buf[i].start) {
 				cur.count += buf[i].count;
 				continue;
 			}
-			ret = cur.count ? fn(cur.start, cur.count, arg) : 0;
-			if (ret)
-				return ret;
+			if (cur.count && fn(cur.start, cur.count, arg))
+				return 1;
 			cur = buf[i];
 		}
 		if (!d.next)
@@ -306,7 +340,9 @@ int cowsnap_diff_walk(int fd, uint64_t from, uint64_t to,
 			goto bad;
 		start = d.next;
 	}
-	return cur.count ? fn(cur.start, cur.count, arg) : 0;
+	if (cur.count && fn(cur.start, cur.count, arg))
+		return 1;
+	return 0;
 bad:
 	errno = EIO;
 	return -1;
@@ -315,6 +351,7 @@ bad:
 struct extent_vec {
 	struct cowsnap_extent *v;
 	size_t n, cap;
+	int err;
 };
 
 static int extent_push(uint64_t start, uint64_t count, void *arg)
@@ -325,8 +362,10 @@ static int extent_push(uint64_t start, uint64_t count, void *arg)
 	if (ev->n == ev->cap) {
 		ev->cap = ev->cap ? ev->cap * 2 : 64;
 		nv = realloc(ev->v, ev->cap * sizeof(*nv));
-		if (!nv)
-			return -1;
+		if (!nv) {
+			ev->err = errno;
+			return 1;
+		}
 		ev->v = nv;
 	}
 	ev->v[ev->n].start = start;
@@ -335,14 +374,15 @@ static int extent_push(uint64_t start, uint64_t count, void *arg)
 	return 0;
 }
 
-ssize_t cowsnap_diff(int fd, uint64_t from, uint64_t to,
-		     struct cowsnap_extent **extents)
+ssize_t csnap_diff(int fd, uint64_t from, uint64_t to,
+		   struct cowsnap_extent **extents)
 {
-	struct extent_vec ev = { NULL, 0, 0 };
-	int err;
+	struct extent_vec ev = { NULL, 0, 0, 0 };
+	int ret, err;
 
-	if (cowsnap_diff_walk(fd, from, to, extent_push, &ev)) {
-		err = errno;
+	ret = csnap_diff_walk(fd, from, to, extent_push, &ev);
+	if (ret) {
+		err = ret > 0 ? ev.err : errno;
 		free(ev.v);
 		errno = err;
 		return -1;
@@ -351,7 +391,7 @@ ssize_t cowsnap_diff(int fd, uint64_t from, uint64_t to,
 	return ev.n;
 }
 
-int cowsnap_clone(int fd, uint64_t id, const char *name, mode_t mode)
+int csnap_clone(int fd, uint64_t id, const char *name, mode_t mode)
 {
 	struct cowsnap_clone c = { .id = id, .mode = mode };
 
@@ -360,25 +400,7 @@ int cowsnap_clone(int fd, uint64_t id, const char *name, mode_t mode)
 	return ioctl(fd, COWSNAP_IOC_CLONE, &c) ? -1 : 0;
 }
 
-void *cowsnap_map(int fd, size_t size, int prot)
-{
-	struct cowsnap_info info;
-	void *p;
-
-	if (!size) {
-		if (cowsnap_info(fd, &info))
-			return NULL;
-		if (info.size > SIZE_MAX) {
-			errno = EOVERFLOW;
-			return NULL;
-		}
-		size = info.size;
-	}
-	p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-int cowsnap_parse_size(const char *str, uint64_t *size)
+int csnap__parse_size(const char *str, uint64_t *size)
 {
 	static const char suffixes[] = "kmgt";
 	uint64_t v = 0;
@@ -432,7 +454,7 @@ static void __attribute__((constructor)) crc_init(void)
 					(crc_tab[k - 1][i] >> 8);
 }
 
-uint32_t cowsnap_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t csnap__crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	uint32_t lo, hi;
@@ -464,6 +486,37 @@ uint32_t cowsnap_crc32c(uint32_t crc, const void *buf, size_t len)
 #define DUMP_END	2
 #define DUMP_CHUNK	(1U << 20)	/* bytes read or written at a time */
 
+/* sizeof(struct csnap_dump_info) in its first version: the least we take. */
+#define DUMP_INFO_V1	208
+_Static_assert(sizeof(struct csnap_dump_info) >= DUMP_INFO_V1,
+	       "struct csnap_dump_info may only grow");
+
+/* EINVAL unless @user is NULL or says how large it is. */
+static int info_check(const struct csnap_dump_info *user)
+{
+	if (user && user->struct_size < DUMP_INFO_V1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Hand what @di holds to the caller's @user, as far as both know. */
+static void info_out(struct csnap_dump_info *user,
+		     const struct csnap_dump_info *di)
+{
+	size_t want, n;
+
+	if (!user)
+		return;
+	want = user->struct_size;
+	n = want < sizeof(*di) ? want : sizeof(*di);
+	memcpy(user, di, n);
+	if (want > n)
+		memset((char *)user + n, 0, want - n);
+	user->struct_size = n;
+}
+
 static void put_le32(unsigned char *p, uint32_t v)
 {
 	int i;
@@ -491,7 +544,7 @@ static uint64_t get_le64(const unsigned char *p)
 }
 
 static void __attribute__((format(printf, 2, 3)))
-dump_error(struct cowsnap_dump_info *di, const char *fmt, ...)
+dump_error(struct csnap_dump_info *di, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -500,10 +553,28 @@ dump_error(struct cowsnap_dump_info *di, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* How a transfer reports progress and learns it was cancelled. */
+struct progress {
+	csnap_progress_fn fn;
+	void *arg;
+	uint64_t done, total;
+};
+
+/* After EINTR: 0 to retry, or -1 with ECANCELED if the caller says stop. */
+static int interrupted(struct progress *pr)
+{
+	if (pr && pr->fn && pr->fn(pr->done, pr->total, pr->arg)) {
+		errno = ECANCELED;
+		return -1;
+	}
+	return 0;
+}
+
 /* Sequential dump output with a running checksum. */
 struct dump_out {
 	int fd;
-	struct cowsnap_dump_info *di;
+	struct csnap_dump_info *di;
+	struct progress *pr;
 };
 
 /* Write without checksumming: only the trailer itself. */
@@ -514,8 +585,11 @@ static int out_write_raw(struct dump_out *o, const void *buf, size_t len)
 
 	while (len) {
 		n = write(o->fd, p, len);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (interrupted(o->pr))
+				return -1;
 			continue;
+		}
 		if (n <= 0) {
 			if (!n)
 				errno = EIO;
@@ -525,13 +599,16 @@ static int out_write_raw(struct dump_out *o, const void *buf, size_t len)
 		p += n;
 		len -= n;
 		o->di->bytes += n;
+		/* A signal during a pipe write shortens it: no EINTR. */
+		if (len && interrupted(o->pr))
+			return -1;
 	}
 	return 0;
 }
 
 static int out_write(struct dump_out *o, const void *buf, size_t len)
 {
-	o->di->checksum = cowsnap_crc32c(o->di->checksum, buf, len);
+	o->di->checksum = csnap__crc32c(o->di->checksum, buf, len);
 	return out_write_raw(o, buf, len);
 }
 
@@ -600,30 +677,28 @@ static int dump_chunk(struct dump_out *o, const unsigned char *buf,
 	return 0;
 }
 
-int cowsnap_dump(int fd, uint64_t id, int out, struct cowsnap_dump_info *info,
-		 cowsnap_progress_fn progress, void *arg)
+static int dump_stream(int fd, uint64_t id, int out,
+		       struct csnap_dump_info *di, struct progress *pr)
 {
-	struct cowsnap_dump_info local;
-	struct cowsnap_dump_info *di = info ? info : &local;
-	struct dump_out o = { .fd = out, .di = di };
-	unsigned char hdr[DUMP_HDR_LEN] = COWSNAP_DUMP_MAGIC;
+	struct dump_out o = { .fd = out, .di = di, .pr = pr };
+	unsigned char hdr[DUMP_HDR_LEN] = CSNAP_DUMP_MAGIC;
 	unsigned char *buf = NULL;
 	struct cowsnap_info ri;
 	uint64_t off, len;
 	long ps = sysconf(_SC_PAGESIZE);
 	int sfd = -1, err;
 
-	memset(di, 0, sizeof(*di));
-	di->version = COWSNAP_DUMP_VERSION;
+	di->version = CSNAP_DUMP_VERSION;
 	di->page_size = ps;
-	if (cowsnap_info(fd, &ri))
+	if (csnap_region_info(fd, &ri))
 		return -1;
 	di->size = ri.size;
+	pr->total = ri.size;
 	if (!ri.size || ri.size % ps) {
 		errno = EINVAL;
 		return -1;
 	}
-	sfd = cowsnap_snap_open(fd, id, O_CLOEXEC);
+	sfd = csnap_snapshot_open(fd, id, O_CLOEXEC);
 	if (sfd < 0)
 		return -1;
 	buf = malloc(DUMP_CHUNK);
@@ -644,7 +719,8 @@ int cowsnap_dump(int fd, uint64_t id, int out, struct cowsnap_dump_info *info,
 		}
 		if (dump_chunk(&o, buf, off / ps, len / ps, ps))
 			goto fail;
-		if (progress && progress(off + len, di->size, arg)) {
+		pr->done = off + len;
+		if (pr->fn && pr->fn(pr->done, pr->total, pr->arg)) {
 			errno = ECANCELED;
 			goto fail;
 		}
@@ -666,12 +742,27 @@ fail:
 	return -1;
 }
 
+int csnap_dump(int fd, uint64_t id, int out, struct csnap_dump_info *info,
+	       csnap_progress_fn progress, void *arg)
+{
+	struct csnap_dump_info di = { .struct_size = sizeof(di) };
+	struct progress pr = { progress, arg, 0, 0 };
+	int ret;
+
+	if (info_check(info))
+		return -1;
+	ret = dump_stream(fd, id, out, &di, &pr);
+	info_out(info, &di);
+	return ret;
+}
+
 /* Sequential dump input with a running checksum and position. */
 struct dump_in {
 	int fd;
 	uint64_t pos;
 	uint32_t crc;
-	struct cowsnap_dump_info *di;
+	struct csnap_dump_info *di;
+	struct progress *pr;
 };
 
 /* Read exactly @len bytes; a short read is a truncated dump. */
@@ -683,8 +774,11 @@ static int in_read(struct dump_in *in, void *buf, size_t len,
 
 	while (len) {
 		n = read(in->fd, p, len);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR) {
+			if (interrupted(in->pr))
+				return -1;
 			continue;
+		}
 		if (n < 0) {
 			dump_error(in->di, "reading dump: %s", strerror(errno));
 			return -1;
@@ -696,16 +790,19 @@ static int in_read(struct dump_in *in, void *buf, size_t len,
 			errno = EBADMSG;
 			return -1;
 		}
-		in->crc = cowsnap_crc32c(in->crc, p, n);
+		in->crc = csnap__crc32c(in->crc, p, n);
 		in->pos += n;
 		p += n;
 		len -= n;
+		/* A signal during a pipe read shortens it: no EINTR. */
+		if (len && interrupted(in->pr))
+			return -1;
 	}
 	return 0;
 }
 
 static int __attribute__((format(printf, 2, 3)))
-corrupt(struct cowsnap_dump_info *di, const char *fmt, ...)
+corrupt(struct csnap_dump_info *di, const char *fmt, ...)
 {
 	char why[128];
 	va_list ap;
@@ -720,21 +817,21 @@ corrupt(struct cowsnap_dump_info *di, const char *fmt, ...)
 
 static int check_header(struct dump_in *in)
 {
-	struct cowsnap_dump_info *di = in->di;
+	struct csnap_dump_info *di = in->di;
 	unsigned char hdr[DUMP_HDR_LEN];
 
 	if (in_read(in, hdr, sizeof(hdr), "the header"))
 		return -1;
-	if (memcmp(hdr, COWSNAP_DUMP_MAGIC, 8)) {
+	if (memcmp(hdr, CSNAP_DUMP_MAGIC, 8)) {
 		dump_error(di, "not a cowsnap dump (bad magic)");
 		errno = EBADMSG;
 		return -1;
 	}
 	di->version = get_le32(hdr + 8);
-	if (di->version != COWSNAP_DUMP_VERSION) {
+	if (di->version != CSNAP_DUMP_VERSION) {
 		dump_error(di, "unsupported dump format version %u (this "
 			   "cowsnap reads version %u)", di->version,
-			   COWSNAP_DUMP_VERSION);
+			   CSNAP_DUMP_VERSION);
 		errno = EPROTONOSUPPORT;
 		return -1;
 	}
@@ -752,11 +849,20 @@ static int check_header(struct dump_in *in)
 }
 
 /*
- * Read one DATA record's pages; write them to the region at @fd unless it
- * is -1 (validation only).
+ * Where a dump walk puts the pages: nowhere (@fd -1: validation only), the
+ * region attached to @fd, or, if @name is set, a region it creates as
+ * @name once the header is read (@created tells the caller to undo it).
  */
-static int load_data(struct dump_in *in, int fd, unsigned char *buf,
-		     uint64_t first, uint64_t count)
+struct load_target {
+	int fd;
+	const char *name;
+	mode_t mode;
+	int created;
+};
+
+/* Read one DATA record's pages; write them to the target's region. */
+static int load_data(struct dump_in *in, struct load_target *t,
+		     unsigned char *buf, uint64_t first, uint64_t count)
 {
 	uint64_t off = first * in->di->page_size;
 	uint64_t left = count * in->di->page_size;
@@ -767,7 +873,7 @@ static int load_data(struct dump_in *in, int fd, unsigned char *buf,
 		if (in_read(in, buf, len, "page data"))
 			return -1;
 		/* An error here is the region's: no dump_error(). */
-		if (fd >= 0 && pio_full(fd, buf, len, off, 1))
+		if (t && pio_full(t->fd, buf, len, off, 1))
 			return -1;
 		off += len;
 		left -= len;
@@ -775,23 +881,32 @@ static int load_data(struct dump_in *in, int fd, unsigned char *buf,
 	return 0;
 }
 
-/* Walk a whole dump from the current position; see load_data() for @fd. */
-static int dump_walk(int in_fd, int fd, struct cowsnap_dump_info *di,
-		     cowsnap_progress_fn progress, void *arg)
+/* Walk a whole dump from the current position of @in_fd into @t. */
+static int dump_walk(int in_fd, struct load_target *t,
+		     struct csnap_dump_info *di, struct progress *pr,
+		     int report)
 {
-	struct dump_in in = { .fd = in_fd, .di = di };
+	struct dump_in in = { .fd = in_fd, .di = di, .pr = pr };
 	unsigned char rec[DUMP_REC_LEN], *buf;
 	uint64_t pages, next = 0, first, count, rec_pos;
 	uint32_t type, crc;
+	ssize_t n;
 	int ret = -1;
 
 	memset(di, 0, sizeof(*di));
+	di->struct_size = sizeof(*di);
 	buf = malloc(DUMP_CHUNK);
 	if (!buf)
 		return -1;
 	if (check_header(&in))
 		goto out;
 	pages = di->size / di->page_size;
+	pr->total = di->size;
+	if (t && t->name && !t->created) {
+		if (csnap_region_create(t->fd, t->name, di->size, t->mode))
+			goto out;
+		t->created = 1;
+	}
 	for (;;) {
 		rec_pos = in.pos;
 		if (in_read(&in, rec, sizeof(rec), "a record header"))
@@ -821,12 +936,13 @@ static int dump_walk(int in_fd, int fd, struct cowsnap_dump_info *di,
 				(unsigned long long)count);
 			goto out;
 		}
-		if (load_data(&in, fd, buf, first, count))
+		if (load_data(&in, t, buf, first, count))
 			goto out;
 		next = first + count;
 		di->data_pages += count;
 		di->records++;
-		if (progress && progress(next * di->page_size, di->size, arg)) {
+		pr->done = next * di->page_size;
+		if (report && pr->fn && pr->fn(pr->done, pr->total, pr->arg)) {
 			errno = ECANCELED;
 			goto out;
 		}
@@ -853,126 +969,91 @@ static int dump_walk(int in_fd, int fd, struct cowsnap_dump_info *di,
 		goto out;
 	}
 	/* Anything after the trailer means this is not what we think. */
-	if (read(in_fd, rec, 1) != 0) {
-		corrupt(di, "data after the end of the dump");
+	do {
+		n = read(in_fd, rec, 1);
+	} while (n < 0 && errno == EINTR && !interrupted(pr));
+	if (n < 0 && errno == ECANCELED)
+		goto out;
+	if (n) {
+		if (n < 0)
+			dump_error(di, "reading dump: %s", strerror(errno));
+		else
+			corrupt(di, "data after the end of the dump");
 		goto out;
 	}
 	di->bytes = in.pos;
+	if (report && pr->fn && pr->fn(di->size, di->size, pr->arg)) {
+		errno = ECANCELED;
+		goto out;
+	}
 	ret = 0;
 out:
 	free(buf);
 	return ret;
 }
 
-int cowsnap_dump_check(int in, struct cowsnap_dump_info *info)
+int csnap_dump_check(int in, struct csnap_dump_info *info)
 {
-	struct cowsnap_dump_info local;
+	struct csnap_dump_info di;
+	struct progress pr = { NULL, NULL, 0, 0 };
+	int ret;
 
-	return dump_walk(in, -1, info ? info : &local, NULL, NULL);
+	if (info_check(info))
+		return -1;
+	ret = dump_walk(in, NULL, &di, &pr, 0);
+	info_out(info, &di);
+	return ret;
 }
 
-/* Copy a stream to an unlinked temporary file; returns its fd. */
-static int spool(int in, struct cowsnap_dump_info *di)
+static int load(int fd, const char *name, mode_t mode, int in,
+		struct csnap_dump_info *di, struct progress *pr)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[PATH_MAX], *buf;
-	ssize_t n, w, off;
-	int fd, err;
-
-	if (!dir || !*dir)
-		dir = "/tmp";
-	fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		/* Filesystems without O_TMPFILE. */
-		snprintf(path, sizeof(path), "%s/cowsnap-load.XXXXXX", dir);
-		fd = mkostemp(path, O_CLOEXEC);
-		if (fd < 0) {
-			dump_error(di, "cannot create a temporary file in %s: "
-				   "%s", dir, strerror(errno));
-			return -1;
-		}
-		unlink(path);
-	}
-	buf = malloc(DUMP_CHUNK);
-	if (!buf)
-		goto fail;
-	for (;;) {
-		n = read(in, buf, DUMP_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			dump_error(di, "reading dump: %s", strerror(errno));
-			goto fail;
-		}
-		if (!n)
-			break;
-		for (off = 0; off < n; off += w) {
-			w = write(fd, buf + off, n - off);
-			if (w < 0 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w <= 0) {
-				if (!w)
-					errno = EIO;
-				dump_error(di, "buffering the dump in %s: %s",
-					   dir, strerror(errno));
-				goto fail;
-			}
-		}
-	}
-	free(buf);
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		goto fail;
-	return fd;
-fail:
-	err = errno;
-	free(buf);
-	close(fd);
-	errno = err;
-	return -1;
-}
-
-int cowsnap_load(int fd, const char *name, mode_t mode, int in,
-		 struct cowsnap_dump_info *info,
-		 cowsnap_progress_fn progress, void *arg)
-{
-	struct cowsnap_dump_info local;
-	struct cowsnap_dump_info *di = info ? info : &local;
-	int tmp = -1, err;
+	struct load_target t = { .fd = fd, .name = name, .mode = mode };
 	off_t start;
+	int err;
 
 	memset(di, 0, sizeof(*di));
+	di->struct_size = sizeof(*di);
+	if (!name) {
+		errno = EINVAL;
+		return -1;
+	}
 	start = lseek(in, 0, SEEK_CUR);
-	if (start < 0) {
-		if (errno != ESPIPE)
+	if (start < 0 && errno != ESPIPE)
+		return -1;
+	if (start >= 0) {
+		/* Check it all first: a bad dump creates nothing. */
+		if (dump_walk(in, NULL, di, pr, 0))
 			return -1;
-		tmp = spool(in, di);
-		if (tmp < 0)
+		if (lseek(in, start, SEEK_SET) < 0)
 			return -1;
-		in = tmp;
-		start = 0;
+		if (csnap_region_create(fd, name, di->size, mode))
+			return -1;
+		t.name = NULL;
+		t.created = 1;
 	}
-	if (dump_walk(in, -1, di, NULL, NULL))
-		goto fail;
-	if (lseek(in, start, SEEK_SET) < 0)
-		goto fail;
-	if (cowsnap_create(fd, name, di->size, mode))
-		goto fail;
-	/* Checked already; a failure now is I/O or memory, undo it all. */
-	if (dump_walk(in, fd, di, progress, arg)) {
+	/* From a pipe, one pass: the region appears after the header. */
+	if (!dump_walk(in, &t, di, pr, 1))
+		return 0;
+	if (t.created) {
 		err = errno;
-		cowsnap_destroy(fd, name);
+		csnap_region_destroy(fd, name);
 		errno = err;
-		goto fail;
 	}
-	if (tmp >= 0)
-		close(tmp);
-	return 0;
-fail:
-	err = errno;
-	if (tmp >= 0)
-		close(tmp);
-	errno = err;
 	return -1;
+}
+
+int csnap_load(int fd, const char *name, mode_t mode, int in,
+	       struct csnap_dump_info *info, csnap_progress_fn progress,
+	       void *arg)
+{
+	struct csnap_dump_info di;
+	struct progress pr = { progress, arg, 0, 0 };
+	int ret;
+
+	if (info_check(info))
+		return -1;
+	ret = load(fd, name, mode, in, &di, &pr);
+	info_out(info, &di);
+	return ret;
 }
