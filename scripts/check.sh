@@ -3,7 +3,9 @@
 # TCG, run every test program, check the guest kernel log.  Prints one line
 # per test per kernel, then "N passed, N failed".
 #   KERNELS="6.1 6.12 dbg" (default: all), FILTER=substring of test names,
-#   LINT=0 skips checkpatch/sparse (for quick iterations only).
+#   LINT=0 skips checkpatch/sparse (for quick iterations only),
+#   PKG=0 skips the Debian packages' test (scripts/package-test.sh; on by
+#   default when FILTER is empty, off otherwise).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -29,11 +31,18 @@ esac
 rm -f build-setup.log
 KERNELS=${KERNELS:-$(awk '{print $1}' "$CACHE/kernels")}
 
-# Kernel log lines that fail a run: reports, not boot chatter.
-# "Disabling lock debugging" means lockdep was off for the rest of the run.
-bad='WARNING:|BUG:|BUG [a-z]|Oops|KASAN|KFENCE:|general protection|refcount_t|lockdep|possible (circular|recursive) locking|inconsistent lock state|Bad page|Call Trace|soft lockup|blocked for more than|Poison overwritten|Redzone|Object padding|Kernel panic|list_(add|del) corruption|Disabling lock debugging|UBSAN'
-
 pass=0 fail=0
+# count PREFIX < lines: print each line after PREFIX, count PASS and FAIL.
+count() {
+	local line
+	while IFS= read -r line; do
+		case $line in
+		"PASS "*) pass=$((pass + 1)) ;;
+		"FAIL "*) fail=$((fail + 1)) ;;
+		esac
+		echo "$1 $line"
+	done
+}
 while read -r verdict name; do
 	case $verdict in
 	PASS) pass=$((pass + 1)); echo "host PASS $name" ;;
@@ -54,33 +63,20 @@ for k in $KERNELS; do
 	fi
 	bash scripts/mkinitramfs.sh "$k"
 	bash scripts/vm.sh "$k" test "${FILTER:-}"
-	b=build/$k
-	while read -r verdict name rest; do
-		case $verdict in
-		PASS) pass=$((pass + 1)); echo "$k PASS $name" ;;
-		FAIL) fail=$((fail + 1)); echo "$k FAIL $name $rest" ;;
-		SKIP) echo "$k SKIP $name $rest" ;;
-		EXIT) [ "$rest" = 1 ] || { fail=$((fail + 1)); echo "$k FAIL $name exited $rest"; } ;;
-		BEGIN|END) ;;
-		*) echo "$k      $verdict $name $rest" ;;
-		esac
-	done < <(tr -d '\r' < "$b/results.log")
-	if ! grep -q '^END' "$b/results.log"; then
-		fail=$((fail + 1))
-		echo "$k FAIL guest did not finish; last kernel messages:"
-		tail -n 30 "$b/console.log" | sed 's/^/    /'
-	fi
-	if tr -d '\r' < "$b/console.log" | grep -v 'Kernel command line:\|Command line:' |
-		grep -E "$bad" > "$b/kernel-reports.log"; then
-		fail=$((fail + 1))
-		echo "$k FAIL kernel log has reports (build/$k/console.log):"
-		head -n 40 "$b/kernel-reports.log" | sed 's/^/    /'
-	else
-		pass=$((pass + 1))
-		echo "$k PASS kernel-log-clean"
-	fi
+	# One line per test, guest exits, the kernel log's reports.
+	count "$k" < <(bash scripts/guest-results.sh "build/$k")
 	echo "$k took $(( $(date +%s) - t0 ))s"
 done
+# The Debian packages: build, lintian, install, DKMS for the bench kernels,
+# a 6.1 guest with the DKMS-built module and the packaged CLI, purge.
+# Wherever apt-get and dpkg can build them; PKG=0 skips.
+if [ "${PKG:-$([ -z "${FILTER:-}" ] && echo 1 || echo 0)}" != 0 ] &&
+	command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
+	t0=$(date +%s)
+	echo "check: building, installing and booting the packages" >&2
+	count pkg < <(bash scripts/package-test.sh)
+	echo "pkg took $(( $(date +%s) - t0 ))s"
+fi
 echo "total $(( $(date +%s) - start ))s"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -28,7 +28,7 @@ for p in $PKGS; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
-	echo "setup: installing$missing"
+	echo "setup: installing$missing" >&2
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
@@ -45,12 +45,12 @@ while IFS=: read -r short imeta hmeta; do
 	abi=${abi%-unsigned}
 	hpkg=linux-headers-$abi
 	if [ ! -e "/lib/modules/$abi/build/Makefile" ]; then
-		echo "setup: installing $hpkg"
+		echo "setup: installing $hpkg" >&2
 		apt-get install -y -qq --no-install-recommends "$hpkg" >/dev/null
 	fi
 	kdir="$CACHE/kernel-$abi"
 	if [ ! -e "$kdir/boot/vmlinuz-$abi" ]; then
-		echo "setup: fetching $ipkg"
+		echo "setup: fetching $ipkg" >&2
 		tmp=$(mktemp -d)
 		chmod 0755 "$tmp"
 		(cd "$tmp" && apt-get download -qq "$ipkg" 2>/dev/null)

@@ -15,7 +15,8 @@ CACHE=${COWSNAP_CACHE:-/var/cache/cowsnap}
 kernel=$1 mode=$2 filter=${3:-}
 read -r _ abi vmlinuz _ _ < <(awk -v k="$kernel" '$1 == k' "$CACHE/kernels")
 [ -n "${abi:-}" ] || { echo "vm: unknown kernel $kernel" >&2; exit 2; }
-b=$top/build/$kernel
+# COWSNAP_GUEST_DIR: as for scripts/mkinitramfs.sh.
+b=${COWSNAP_GUEST_DIR:-$top/build/$kernel}
 initrd=$b/initramfs.cpio.gz
 
 # Debug switches the stock kernels have (docs/testing.md).
@@ -31,7 +32,9 @@ if [ "$kernel" = dbg ]; then
 	cpu=max,la57=off
 fi
 # COWSNAP_* settings for the guest programs ride on the command line.
-for v in COWSNAP_SEED COWSNAP_FUZZ_CALLS COWSNAP_STRESS_SECONDS; do
+for v in COWSNAP_SEED COWSNAP_FUZZ_CALLS COWSNAP_STRESS_SECONDS \
+	COWSNAP_PROG_TIMEOUT COWSNAP_BENCH_SIZES COWSNAP_BENCH_PARTS COWSNAP_BENCH_REPS \
+	COWSNAP_CLI; do
 	[ -n "${!v:-}" ] && debug="$debug $v=${!v}"
 done
 append="console=ttyS0 panic=-1 loglevel=6 $debug COWSNAP_MODE=$mode"
