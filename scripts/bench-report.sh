@@ -92,7 +92,7 @@ done
 plots=0
 if [ "$have_gnuplot" = 1 ]; then
 	{
-		echo "set terminal pngcairo size $((640 * n)),560 font ',10'"
+		echo "set terminal pngcairo size $((640 * n)),640 font ',10'"
 		echo "set output '$out/snapshot-time.png'"
 		echo "set datafile missing 'NaN'"
 		echo "set multiplot layout 1,$n title 'Point-in-time save of N bytes, fully written (median; QEMU TCG)'"
@@ -100,7 +100,8 @@ if [ "$have_gnuplot" = 1 ]; then
 		echo "set format y '%g'"
 		echo "set xlabel 'resident size (MiB)'"
 		echo "set ylabel 'time (µs)'"
-		echo "set key top left"
+		# Below the plot: the slowest method is the highest at every size.
+		echo "set key below"
 		echo "set grid"
 		for L in "${labels[@]}"; do
 			echo "set title 'kernel $L'"
@@ -113,6 +114,7 @@ if [ "$have_gnuplot" = 1 ]; then
 		echo "unset multiplot"
 		echo "set output '$out/slab-per-snapshot.png'"
 		echo "set multiplot layout 1,$n title 'Kernel memory per snapshot vs changed pages k (over 50 snapshots, 400 for k=1)'"
+		echo "set key top left"
 		echo "set logscale xy 2"
 		echo "set xlabel 'changed pages between snapshots (k)'"
 		echo "set ylabel 'bytes per snapshot'"

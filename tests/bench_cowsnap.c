@@ -58,6 +58,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,7 +69,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <grp.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
