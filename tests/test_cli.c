@@ -647,14 +647,9 @@ FIXTURE_TEARDOWN(cli)
 /* Reload the module with @params (every region of the test is gone). */
 static void reload(struct th_fx_cli *self, const char *params)
 {
-	int tries;
-
 	self->reloaded = 1;
-	for (tries = 0; mod_loaded() && mod_unload(); tries++) {
-		if (errno != EAGAIN || tries == 50)
-			FAIL("rmmod: %s", strerror(errno));
-		usleep(100000);
-	}
+	if (mod_unload_wait())
+		FAIL("rmmod: %s", strerror(errno));
 	if (mod_load(params))
 		FAIL("insmod %s: %s", params, strerror(errno));
 }

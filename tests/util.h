@@ -47,6 +47,22 @@ static inline int mod_loaded(void)
 	return access("/sys/module/cowsnap", F_OK) == 0;
 }
 
+/*
+ * Unload the module if loaded, retrying for up to 5 s while it is busy
+ * (EAGAIN: a region or fd of a test that just ended is still going).
+ */
+static inline int mod_unload_wait(void)
+{
+	int tries;
+
+	for (tries = 0; mod_loaded() && mod_unload(); tries++) {
+		if (errno != EAGAIN || tries == 50)
+			return -1;
+		usleep(100000);
+	}
+	return 0;
+}
+
 /* Value of counter @name in /proc/cowsnap, or -1. */
 static inline long long proc_counter(const char *name)
 {
