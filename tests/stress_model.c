@@ -289,44 +289,12 @@ static void gen_fill(uint8_t *dst, uint64_t seed, uint64_t off, size_t len)
 /* All of @len bytes at @fd offset @off; 0, or -1 (errno EIO if short). */
 static int pread_full(int fd, void *buf, size_t len, off_t off)
 {
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (!n)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return pio_full(fd, buf, len, off, 0);	/* libcowsnap.c's */
 }
 
 static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
 {
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (!n)
-				errno = EIO;
-			return -1;
-		}
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
+	return pio_full(fd, (void *)buf, len, off, 1);
 }
 
 static int io_full(int fd, void *buf, size_t len, int out)
