@@ -7,10 +7,11 @@
  *
  * The filesystem is mounted only while something lives on it: every inode
  * takes a pin (simple_pin_fs()), dropped when it goes; files hold the mount
- * themselves.  Its
- * superblock holds a reference on the module (.owner) until kill_sb() has
- * run, so a last fput() that releases the superblock never calls into an
- * unloaded module, whatever rmmod does meanwhile.
+ * themselves.  Its superblock holds a reference on the module (.owner)
+ * until kill_sb() has run, so a last fput() that releases the superblock
+ * never calls into an unloaded module, whatever rmmod does meanwhile.
+ * Something else may still hold an inode then (an inotify watch): the
+ * inodes are on the superblock's list, so the unmount ends such watches.
  *
  * Locking: simple_pin_fs() keeps the mount count under its own lock.
  */
@@ -46,8 +47,17 @@ struct inode *cowsnap_inode_new(void)
 	if (err)
 		return ERR_PTR(err);
 	inode = alloc_anon_inode(cowsnap_mnt->mnt_sb);
-	if (IS_ERR(inode))
+	if (IS_ERR(inode)) {
 		simple_release_fs(&cowsnap_mnt, &cowsnap_mnt_count);
+		return inode;
+	}
+	/*
+	 * An inotify watch holds the inode but not the filesystem, and the
+	 * unmount that follows the last close waits for every watch on it
+	 * to go; it can end only watches on inodes it finds in s_inodes,
+	 * where alloc_anon_inode() leaves none.
+	 */
+	inode_sb_list_add(inode);
 	return inode;
 }
 

@@ -173,14 +173,6 @@ TEST(page_budget_exhaustion_is_sigbus_not_oom)
 	reload_default();
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void pin_to_cpu(int cpu)
 {
 	cpu_set_t set;
@@ -188,6 +180,28 @@ static void pin_to_cpu(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	sched_setaffinity(0, sizeof(set), &set);
+}
+
+/*
+ * A snapshot fd that is the only thing left on the module's filesystem (its
+ * region destroyed, the handle closed), watched for its close by inotify
+ * instance @ifd.
+ */
+static int last_snapshot_fd(const char *name, int ifd)
+{
+	char path[64];
+	int fd, sfd;
+
+	fd = cs_region(name, 4096);
+	ASSERT_GE(fd, 0);
+	ASSERT_NE(cs_snap(fd, NULL), 0);
+	sfd = cs_snap_open(fd, 1);
+	ASSERT_GE(sfd, 0);
+	ASSERT_EQ(cs_destroy(fd, name), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", sfd);
+	ASSERT_GE(inotify_add_watch(ifd, path, IN_CLOSE_NOWRITE), 0);
+	return sfd;
 }
 
 /*
@@ -209,23 +223,14 @@ TEST(rmmod_racing_the_last_snapshot_fd_close)
 	reload_default();
 	pin_to_cpu(1);
 	for (round = 0; round < 5; round++) {
-		int fd, sfd, ifd, status;
+		int sfd, ifd, status;
 		pid_t closer, hog;
-		char path[64];
 
 		if (!mod_loaded())
 			ASSERT_EQ(mod_load(""), 0);
-		fd = cs_region("mod-race", 4096);
-		ASSERT_GE(fd, 0);
-		ASSERT_NE(cs_snap(fd, NULL), 0);
-		sfd = cs_snap_open(fd, 1);
-		ASSERT_GE(sfd, 0);
-		ASSERT_EQ(cs_destroy(fd, "mod-race"), 0);
-		close(fd);	/* the snapshot fd is the last reference */
 		ifd = inotify_init1(IN_CLOEXEC);
 		ASSERT_GE(ifd, 0);
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", sfd);
-		ASSERT_GE(inotify_add_watch(ifd, path, IN_CLOSE_NOWRITE), 0);
+		sfd = last_snapshot_fd("mod-race", ifd);
 		hog = fork();
 		if (!hog) {
 			struct sched_param sp = { .sched_priority = 50 };
@@ -237,7 +242,7 @@ TEST(rmmod_racing_the_last_snapshot_fd_close)
 			sched_setscheduler(0, SCHED_FIFO, &sp);
 			if (read(ifd, ev, sizeof(ev)) <= 0)
 				_exit(1);
-			for (t = now_s(); now_s() - t < 0.3;)
+			for (t = th_now(); th_now() - t < 0.3;)
 				;	/* hold the closer's CPU */
 			_exit(0);
 		}
@@ -263,6 +268,39 @@ TEST(rmmod_racing_the_last_snapshot_fd_close)
 		ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
 	}
 	reload_default();
+}
+
+/*
+ * An inotify watch holds a snapshot file's inode, not the module's
+ * filesystem.  The last close of the fd unmounts that filesystem; the
+ * unmount must end the watch (IN_UNMOUNT, IN_IGNORED) rather than wait for
+ * it, which would leave the closer unkillable in close() and the module
+ * and every later sync() stuck behind it.
+ */
+TEST(last_close_of_a_watched_snapshot_fd_returns)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	int sfd, ifd, unmounted = 0, ignored = 0;
+	struct inotify_event *ev;
+	ssize_t n, off;
+
+	reload_default();
+	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	ASSERT_GE(ifd, 0);
+	sfd = last_snapshot_fd("mod-watch", ifd);
+	ASSERT_EQ(close(sfd), 0);
+	n = read(ifd, buf, sizeof(buf));
+	ASSERT_GT(n, 0);
+	for (off = 0; off < n; off += sizeof(*ev) + ev->len) {
+		ev = (struct inotify_event *)(buf + off);
+		unmounted |= !!(ev->mask & IN_UNMOUNT);
+		ignored |= !!(ev->mask & IN_IGNORED);
+	}
+	ASSERT_TRUE(unmounted && ignored);
+	/* The watch is gone: nothing holds the module now. */
+	ASSERT_EQ(mod_unload(), 0);
+	close(ifd);
+	ASSERT_EQ(mod_load(""), 0);
 }
 
 static int nobody_creates(const char *name)
