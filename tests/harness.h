@@ -11,7 +11,9 @@
  *
  * Every test runs in its own forked process group with a timeout
  * (TH_TIMEOUT seconds, default 120), so a crash or hang fails only that
- * test.  One line per test on stdout: "PASS prog.test", "FAIL prog.test:
+ * test.  A test still there TH_TIMEOUT + 30 s after its start is stuck in
+ * the kernel, where SIGALRM cannot reach: the kernel stacks of all tasks
+ * in D state are printed, and the program ends.  One line per test on stdout: "PASS prog.test", "FAIL prog.test:
  * why" or "SKIP prog.test: why".  Exit status is non-zero if any failed.
  * "prog ARG" runs only the tests whose name contains ARG, or one of its
  * comma-separated parts.
@@ -19,6 +21,7 @@
 #ifndef COWSNAP_TEST_HARNESS_H
 #define COWSNAP_TEST_HARNESS_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -137,8 +141,99 @@ th_fail(const char *file, int line, const char *fmt, ...)
 	}								\
 	static void th_body_##f##_##name(struct th_fx_##f *self)
 
+/* Read up to @size - 1 bytes of @path into @buf, NUL-terminated. */
+static inline ssize_t th_read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
+/* Print the kernel stack of every task in D state (the console may not). */
+static inline void th_dump_blocked(void)
+{
+	DIR *pd = opendir("/proc"), *td;
+	struct dirent *p, *t;
+	char path[600], buf[4096];
+
+	while (pd && (p = readdir(pd))) {
+		if (p->d_name[0] < '0' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/task", p->d_name);
+		td = opendir(path);
+		while (td && (t = readdir(td))) {
+			char *st;
+
+			if (t->d_name[0] < '0' || t->d_name[0] > '9')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/stat",
+				 p->d_name, t->d_name);
+			if (th_read_file(path, buf, sizeof(buf)) <= 0)
+				continue;
+			st = strrchr(buf, ')');
+			if (!st || st[1] != ' ' || st[2] != 'D')
+				continue;
+			printf("# D-state task %s: %.*s\n", t->d_name,
+			       (int)(st - buf + 1), buf);
+			snprintf(path, sizeof(path), "/proc/%s/task/%s/stack",
+				 p->d_name, t->d_name);
+			if (th_read_file(path, buf, sizeof(buf)) > 0)
+				printf("%s", buf);
+		}
+		if (td)
+			closedir(td);
+	}
+	if (pd)
+		closedir(pd);
+	fflush(stdout);
+}
+
+static inline void th_wake(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Wait for test @pid (@name); 0, or -1 if it outlived TH_TIMEOUT + 30 s and a
+ * SIGKILL: something is stuck in the kernel, stacks printed.
+ */
+static inline int th_wait(pid_t pid, int *status, const char *name)
+{
+	struct sigaction sa = { .sa_handler = th_wake }, old;
+	int ret = 0;
+
+	/* No SA_RESTART: the alarm interrupts waitpid(). */
+	sigaction(SIGALRM, &sa, &old);
+	alarm(TH_TIMEOUT + 30);
+	if (waitpid(pid, status, 0) != pid) {
+		printf("# %s.%s: no exit 30 s after its timeout; tasks "
+		       "in D state:\n", th_prog, name);
+		th_dump_blocked();
+		kill(-pid, SIGKILL);
+		alarm(30);
+		if (waitpid(pid, status, 0) != pid)
+			ret = -1;
+	}
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	return ret;
+}
+
+static inline double th_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static inline int th_run_one(struct th_test *t)
 {
+	double t0 = th_now();
 	int status;
 	pid_t pid;
 
@@ -157,10 +252,17 @@ static inline int th_run_one(struct th_test *t)
 		fflush(stdout);
 		_exit(0);
 	}
-	waitpid(pid, &status, 0);
+	if (th_wait(pid, &status, t->name)) {
+		printf("FAIL %s.%s: stuck in the kernel (stacks above)\n",
+		       th_prog, t->name);
+		fflush(stdout);
+		_exit(2);	/* what follows would block on it too */
+	}
 	kill(-pid, SIGKILL);	/* helpers the test left behind */
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		printf("PASS %s.%s\n", th_prog, t->name);
+		/* The time, for whoever trims the run (results.log keeps it). */
+		printf("PASS %s.%s (%.1f s)\n", th_prog, t->name,
+		       th_now() - t0);
 		return 0;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 77)

@@ -225,14 +225,6 @@ static int chance(struct rng *g, int pct)
 	return (int)below(g, 100) < pct;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void *xmalloc(size_t n)
 {
 	void *p = malloc(n);
@@ -5203,7 +5195,7 @@ static void replay(const struct sm_cfg *cfg, const struct wlog *lg,
 		   struct rres *res)
 {
 	struct rres *sh = xmap_shared(sizeof(*sh));
-	double t0 = now_s();
+	double t0 = th_now();
 	int status = 0, i, timed_out = 0;
 	pid_t pid;
 
@@ -5247,7 +5239,7 @@ static void replay(const struct sm_cfg *cfg, const struct wlog *lg,
 		return;
 	}
 	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if (now_s() - t0 > SM_REPLAY_TIMEOUT) {
+		if (th_now() - t0 > SM_REPLAY_TIMEOUT) {
 			/* A task stuck in the kernel may never go: 10 s more. */
 			kill(pid, SIGKILL);
 			for (i = 0; i < 1000 &&
@@ -5320,11 +5312,11 @@ static void shrink_ops(struct shrink *sh)
 	int *cand = xmalloc(sh->m * sizeof(*cand));
 	int gran = 2;
 
-	while (sh->m > 1 && now_s() < sh->until) {
+	while (sh->m > 1 && th_now() < sh->until) {
 		int body = sh->m - 1, chunk = (body + gran - 1) / gran;
 		int start, done = 0;
 
-		for (start = 0; start < body && now_s() < sh->until;
+		for (start = 0; start < body && th_now() < sh->until;
 		     start += chunk) {
 			int k = 0, i;
 
@@ -5353,13 +5345,13 @@ static void shrink_subs(struct shrink *sh)
 	int *cand = xmalloc(sh->m * sizeof(*cand));
 	int i, j;
 
-	for (i = 0; i < sh->m && now_s() < sh->until; i++) {
+	for (i = 0; i < sh->m && th_now() < sh->until; i++) {
 		const struct op *o = &sh->lg->ops[sh->cur[i]];
 
 		/* A recorded cut counts RACESNAP's writes: keep them all. */
 		for (j = 0; o->kind != OP_RACESNAP &&
 		     o->kind != OP_RACERESTORE && j < o->nsub &&
-		     now_s() < sh->until; j++) {
+		     th_now() < sh->until; j++) {
 			uint32_t s = o->sub + j;
 
 			if (sh->suboff[s])
@@ -5390,7 +5382,7 @@ static void handle_failure(struct sm_cfg *cfg, double budget,
 	const struct wlog *lg = &cfg->logs[wid];
 	struct shrink sh;
 	char buf[256];
-	double t0 = now_s();
+	double t0 = th_now();
 
 	memset(fi, 0, sizeof(*fi));
 	if (n < 1)
@@ -5440,13 +5432,13 @@ static void handle_failure(struct sm_cfg *cfg, double budget,
 		shrink_ops(&sh);
 		shrink_subs(&sh);
 	}
-	fi->complete = now_s() < sh.until;
+	fi->complete = th_now() < sh.until;
 	fi->min = sh.m;
 	fi->last_kind = lg->ops[sh.cur[sh.m - 1]].kind;
 	printf("# reproduced single-threaded; shortest trace%s: %d of %d ops "
 	       "(%d replays, %.1f s), one op per line:\n",
 	       fi->complete ? "" : " found in the time allowed", sh.m, n,
-	       sh.replays, now_s() - t0);
+	       sh.replays, th_now() - t0);
 	trace_print(lg, sh.cur, sh.m, sh.suboff);
 	printf("#   => %s: %s\n", sh.good.what, sh.good.msg);
 out:
@@ -5487,57 +5479,6 @@ static void worker_died(struct sm_cfg *cfg, int p, int status)
 		 "(%s) in op [%d]", p, c->fail_what, c->fail_idx);
 }
 
-/* Print the kernel stack of every task in D state (the console may not). */
-static void dump_blocked_stacks(void)
-{
-	DIR *pd = opendir("/proc"), *td;
-	struct dirent *p, *t;
-	char path[600], buf[4096];
-	ssize_t n;
-	int fd;
-
-	while (pd && (p = readdir(pd))) {
-		if (p->d_name[0] < '0' || p->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/task", p->d_name);
-		td = opendir(path);
-		while (td && (t = readdir(td))) {
-			char *st;
-
-			if (t->d_name[0] < '0' || t->d_name[0] > '9')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%s/task/%s/stat",
-				 p->d_name, t->d_name);
-			fd = open(path, O_RDONLY | O_CLOEXEC);
-			n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-			if (fd >= 0)
-				close(fd);
-			if (n <= 0)
-				continue;
-			buf[n] = 0;
-			st = strrchr(buf, ')');
-			if (!st || st[1] != ' ' || st[2] != 'D')
-				continue;
-			printf("# D-state task %s: %.*s\n", t->d_name,
-			       (int)(st - buf + 1), buf);
-			snprintf(path, sizeof(path), "/proc/%s/task/%s/stack",
-				 p->d_name, t->d_name);
-			fd = open(path, O_RDONLY | O_CLOEXEC);
-			n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-			if (fd >= 0)
-				close(fd);
-			if (n > 0) {
-				buf[n] = 0;
-				printf("%s", buf);
-			}
-		}
-		if (td)
-			closedir(td);
-	}
-	if (pd)
-		closedir(pd);
-}
-
 /* Workers that stopped making progress: blocked tasks to the kernel log. */
 static void workers_hung(struct sm_cfg *cfg, const pid_t *pid, const int *done)
 {
@@ -5550,7 +5491,7 @@ static void workers_hung(struct sm_cfg *cfg, const pid_t *pid, const int *done)
 			printf("# (sysrq-w failed: %s)\n", strerror(errno));
 		close(fd);
 	}
-	dump_blocked_stacks();
+	th_dump_blocked();
 	for (w = 0; w < cfg->nw; w++) {
 		if (done[cfg->proc_of[w]] || c->cur[w] < 0)
 			continue;
@@ -5587,7 +5528,7 @@ static void sm_go(struct sm_cfg *cfg)
 	for (w = 0; w < SM_MAXW; w++)
 		cfg->ctl->cur[w] = -1;
 	fflush(NULL);
-	t0 = now_s();
+	t0 = th_now();
 	deadline = t0 + cfg->seconds;
 	grace = 90 + cfg->seconds / 2;
 	for (p = 0; p < cfg->nproc; p++) {
@@ -5601,7 +5542,7 @@ static void sm_go(struct sm_cfg *cfg)
 	}
 	while (ndone < cfg->nproc) {
 		usleep(50000);
-		if (now_s() >= deadline || cfg->ctl->failed)
+		if (th_now() >= deadline || cfg->ctl->failed)
 			cfg->ctl->stop = 1;
 		for (p = 0; p < cfg->nproc; p++) {
 			if (done[p] || waitpid(pid[p], &status, WNOHANG) != pid[p])
@@ -5611,12 +5552,12 @@ static void sm_go(struct sm_cfg *cfg)
 			if (!WIFEXITED(status) || WEXITSTATUS(status))
 				worker_died(cfg, p, status);
 		}
-		if (ndone < cfg->nproc && now_s() > deadline + grace) {
+		if (ndone < cfg->nproc && th_now() > deadline + grace) {
 			workers_hung(cfg, pid, done);
 			break;
 		}
 	}
-	cfg->elapsed = now_s() - t0;
+	cfg->elapsed = th_now() - t0;
 }
 
 /* ---------------------------------------------------------------------- */

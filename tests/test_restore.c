@@ -34,14 +34,6 @@
 /* ---------------------------------------------------------------------- */
 /* Small helpers                                                          */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static uint64_t rng_state;
 
 static uint64_t rng(void)
@@ -830,7 +822,7 @@ static int race_wait_progress(const uint64_t *last, uint64_t scans,
 		if (ok)
 			return 1;
 		if (__atomic_load_n(&race.bad, __ATOMIC_ACQUIRE) ||
-		    now_s() > deadline)
+		    th_now() > deadline)
 			return 0;
 		sched_yield();
 	}
@@ -860,7 +852,7 @@ TEST_F(rst, restore_racing_writers_never_tears)
 		ASSERT_EQ(pthread_create(&wr[t], NULL, race_writer,
 					 (void *)(uintptr_t)t), 0);
 	ASSERT_EQ(pthread_create(&rd, NULL, race_reader, NULL), 0);
-	t0 = now_s();
+	t0 = th_now();
 	memset(last, 0, sizeof(last));
 	scans = 0;
 	while (rounds < 200 && race_wait_progress(last, scans, t0 + 12)) {
@@ -921,7 +913,7 @@ TEST_F(rst, restore_racing_writers_never_tears)
 	m_check_snap(m, id);
 	fprintf(stderr, "rst_restore_racing_writers_never_tears: %d restores "
 		"in %.1f s, %lld pages restored, %llu reader scans\n", rounds,
-		now_s() - t0, total, (unsigned long long)race.scans);
+		th_now() - t0, total, (unsigned long long)race.scans);
 }
 
 TEST_F(rst, restore_10000_rounds_leaks_nothing)
@@ -962,7 +954,7 @@ TEST_F(rst, restore_10000_rounds_leaks_nothing)
 		m_write(m, p, 1);
 	id = m_snap(m);
 	ASSERT_EQ(proc_counter("pages_allocated"), pa0 + (long long)n / 2);
-	t0 = now_s();
+	t0 = th_now();
 	for (r = 0; r < rounds; r++) {
 		for (k = 0; k < 4; k++)
 			fill_page(m->map, (r * 5 + k * 16) % n, 2 + r);
@@ -970,7 +962,7 @@ TEST_F(rst, restore_10000_rounds_leaks_nothing)
 		if (got != 4)
 			FAIL("round %d: pages_restored %lld, want 4", r, got);
 	}
-	dt = now_s() - t0;
+	dt = th_now() - t0;
 	fprintf(stderr, "rst_restore_10000_rounds_leaks_nothing: %d rounds "
 		"in %.1f s\n", rounds, dt);
 	ASSERT_EQ(proc_counter("pages_allocated"), pa0 + (long long)n / 2);
