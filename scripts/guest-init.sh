@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # /init of the test guest (busybox).  COWSNAP_MODE (from the kernel command
-# line) is "test", "shell", "demo" or "bench".  Test results go to
+# line) is "test", "shell", "demo", "bench" or "examples".  Test results go to
 # /dev/ttyS1, the kernel console to ttyS0; a marker in the kernel log names
 # each test program.  Other COWSNAP_* words of the command line (seed,
 # fuzz calls, stress seconds) reach the programs as environment variables.
@@ -69,6 +69,16 @@ test)
 	;;
 bench)
 	for b in /bin/bench_*; do "$b" > /dev/ttyS1 2>&1; done
+	echo "END" > /dev/ttyS1
+	;;
+examples)
+	# The examples' measured runs (make examples), one after another.
+	for e in /bin/example_*; do
+		[ -x "$e" ] || continue
+		echo "== ${e##*/}" > /dev/ttyS1
+		timeout -s KILL ${COWSNAP_PROG_TIMEOUT:-900} "$e" > /dev/ttyS1 2>&1 ||
+			echo "EXIT ${e##*/} $?" > /dev/ttyS1
+	done
 	echo "END" > /dev/ttyS1
 	;;
 demo)

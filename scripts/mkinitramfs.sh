@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pack build/KERNEL/initramfs.cpio.gz: busybox, /init, the module built for
-# KERNEL, the static test programs and CLI from build/guest-bin.
+# KERNEL, the static test programs, examples and CLI from build/guest-bin.
 # To boot something else (scripts/package-test.sh boots what the packages
 # installed), the environment may name:
 #   COWSNAP_GUEST_DIR  the directory for the initramfs (and scripts/vm.sh's
@@ -44,7 +44,8 @@ else
 		[ -e "$f" ] && install -m 0755 "$f" "$root/tests/"
 	done
 fi
-for f in "$top"/build/guest-bin/helper_* "$top"/build/guest-bin/bench_*; do
+for f in "$top"/build/guest-bin/helper_* "$top"/build/guest-bin/bench_* \
+	"$top"/build/guest-bin/example_*; do
 	[ -e "$f" ] && install -m 0755 "$f" "$root/bin/"
 done
 if [ -z "$cli" ]; then

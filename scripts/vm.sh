@@ -4,6 +4,7 @@
 #   scripts/vm.sh KERNEL shell           interactive shell (serial on stdio)
 #   scripts/vm.sh KERNEL demo            run scripts/demo.sh in the guest
 #   scripts/vm.sh KERNEL bench           run the benchmarks (tests/bench_*)
+#   scripts/vm.sh KERNEL examples        run the examples' measured mode
 # KERNEL is a short name from $COWSNAP_CACHE/kernels (6.1, 6.12).  Expects
 # `make bench-module KERNEL=...` and scripts/mkinitramfs.sh to have filled
 # build/KERNEL/.  Test mode writes build/KERNEL/console.log (kernel log) and
@@ -21,7 +22,7 @@ initrd=$b/initramfs.cpio.gz
 
 # Debug switches the stock kernels have (docs/testing.md).
 debug="slub_debug=FZPU page_poison=1 kfence.sample_interval=100"
-[ "$mode" = bench ] && debug=""	# measure the kernel users run
+case $mode in bench|examples) debug="" ;; esac	# measure the kernel users run
 machine=() cpu=max
 if [ "$kernel" = dbg ]; then
 	# KASAN reports first; q35 avoids an ACPI stall of this config on "pc".
