@@ -72,6 +72,9 @@ else
 fi
 debs=$(ls build/deb/*.deb)
 say "lintian"
+# mkdeb.sh ran with LINTIAN=0, so it did not install lintian.
+dpkg -s lintian >/dev/null 2>&1 ||
+	apt-get install -y -qq --no-install-recommends lintian >/dev/null 2>&1
 lintian --fail-on error build/deb/cowsnap_"$version"_*.changes > "$out/lintian.log" 2>&1
 lrc=$?
 errors=$(grep '^E: ' "$out/lintian.log")
