@@ -13,8 +13,9 @@
  * (TH_TIMEOUT seconds, default 120), so a crash or hang fails only that
  * test.  A test still there TH_TIMEOUT + 30 s after its start is stuck in
  * the kernel, where SIGALRM cannot reach: the kernel stacks of all tasks
- * in D state are printed, and the program ends.  One line per test on stdout: "PASS prog.test", "FAIL prog.test:
- * why" or "SKIP prog.test: why".  Exit status is non-zero if any failed.
+ * in D state are printed, and the program ends.  One line per test on
+ * stdout: "PASS prog.test (time)", "FAIL prog.test: why" or "SKIP
+ * prog.test: why".  Exit status is non-zero if any failed.
  * "prog ARG" runs only the tests whose name contains ARG, or one of its
  * comma-separated parts.
  */
@@ -141,16 +142,23 @@ th_fail(const char *file, int line, const char *fmt, ...)
 	}								\
 	static void th_body_##f##_##name(struct th_fx_##f *self)
 
-/* Read up to @size - 1 bytes of @path into @buf, NUL-terminated. */
+/*
+ * Whole file @path (up to @size - 1 bytes) into @buf, NUL-terminated: its
+ * length, or -1 with errno if it cannot be opened.
+ */
 static inline ssize_t th_read_file(const char *path, char *buf, size_t size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, size - 1) : -1;
+	size_t off = 0;
+	ssize_t n;
 
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return n;
+	if (fd < 0)
+		return -1;
+	while (off < size - 1 && (n = read(fd, buf + off, size - 1 - off)) > 0)
+		off += n;
+	close(fd);
+	buf[off] = 0;
+	return off;
 }
 
 /* Print the kernel stack of every task in D state (the console may not). */

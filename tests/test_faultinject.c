@@ -257,29 +257,13 @@ static void fi_write_file(const char *path, const char *val)
 	close(fd);
 }
 
-/* Whole file @path into @buf (NUL-terminated); -1 with errno on failure. */
-static ssize_t fi_read_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t off = 0;
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	while (off < size - 1 && (n = read(fd, buf + off, size - 1 - off)) > 0)
-		off += n;
-	close(fd);
-	buf[off] = 0;
-	return off;
-}
-
 static long long fi_vmstat(const char *key)
 {
 	static char text[16384];
 	size_t kl = strlen(key);
 	char *l;
 
-	if (fi_read_file("/proc/vmstat", text, sizeof(text)) < 0)
+	if (th_read_file("/proc/vmstat", text, sizeof(text)) < 0)
 		return -1;
 	for (l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
 		if (!strncmp(l, key, kl) && l[kl] == ' ')
@@ -337,7 +321,7 @@ static void fi_set(const char *attr, const char *file, const char *val)
 		if (!strcmp(fi_saved[i].path, path))
 			break;
 	if (i == fi_nsaved && fi_nsaved < 64) {
-		if (fi_read_file(path, fi_saved[i].val,
+		if (th_read_file(path, fi_saved[i].val,
 				 sizeof(fi_saved[i].val)) < 0)
 			return;	/* this kernel lacks it */
 		strcpy(fi_saved[i].path, path);
@@ -797,7 +781,6 @@ static void fi_check_proc(const char *text, const char *ctx)
 }
 
 /* SNAP_LIST results of region @r against the model and /proc (fi_p). */
-
 static void fi_check_list(int r, const struct cowsnap_snap_entry *ent,
 			  unsigned int count, uint64_t next, const char *ctx)
 {
@@ -1015,7 +998,7 @@ static void fi_verify(const char *ctx)
 	char what[64];
 	int r, s, sfd;
 
-	if (fi_read_file("/proc/cowsnap", fi_out, sizeof(fi_out)) < 0)
+	if (th_read_file("/proc/cowsnap", fi_out, sizeof(fi_out)) < 0)
 		FAIL("%s: read /proc/cowsnap: %s", ctx, strerror(errno));
 	fi_check_proc(fi_out, ctx);
 	if (fi_have_read && memcmp(&fi_p_read, &fi_p, sizeof(fi_p)))
@@ -1571,7 +1554,7 @@ static void prep_list(void)
 	 * SNAP_LIST and INFO change nothing: they must agree with /proc as
 	 * it is before the act (fi_p held the previous walk step's state).
 	 */
-	if (fi_read_file("/proc/cowsnap", fi_out, sizeof(fi_out)) < 0)
+	if (th_read_file("/proc/cowsnap", fi_out, sizeof(fi_out)) < 0)
 		FAIL("%s: read /proc/cowsnap: %s", fi_ctx, strerror(errno));
 	fi_parse_proc(fi_out, &fi_p, fi_ctx);
 }
@@ -2280,7 +2263,7 @@ TEST_F(fi, kmemleak_after_walks)
 	fi_write_file(leaks, "scan");
 	sleep(6);	/* objects younger than 5 s are not reported */
 	fi_write_file(leaks, "scan");
-	if (fi_read_file(leaks, text, sizeof(text)) < 0)
+	if (th_read_file(leaks, text, sizeof(text)) < 0)
 		FAIL("read %s: %s", leaks, strerror(errno));
 	if (strstr(text, "cowsnap"))
 		FAIL("kmemleak suspects from cowsnap:\n%.4000s", text);
