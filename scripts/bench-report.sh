@@ -45,7 +45,7 @@ info() {	# info LABEL KEY
 have_gnuplot=1
 if ! command -v gnuplot >/dev/null 2>&1; then
 	echo "bench-report: installing gnuplot-nox" >&2
-	{ apt-get install -y gnuplot-nox || { apt-get update && apt-get install -y gnuplot-nox; }; } \
+	{ apt-get -o DPkg::Lock::Timeout=900 install -y gnuplot-nox || { apt-get -o DPkg::Lock::Timeout=900 update && apt-get -o DPkg::Lock::Timeout=900 install -y gnuplot-nox; }; } \
 		>"$tmp/apt.log" 2>&1 || { cat "$tmp/apt.log" >&2; have_gnuplot=0; }
 	command -v gnuplot >/dev/null 2>&1 || have_gnuplot=0
 fi

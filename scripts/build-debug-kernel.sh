@@ -16,7 +16,7 @@ if [ -e "$out/arch/x86/boot/bzImage" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$su
 fi
 echo "build-debug-kernel: building the KASAN + lockdep kernel (once; ~25 min)" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -qq --no-install-recommends linux-source-6.1 flex bison \
+apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends linux-source-6.1 flex bison \
 	bc libelf-dev libssl-dev >/dev/null
 mkdir -p "$CACHE/dbg"
 cd "$CACHE/dbg"

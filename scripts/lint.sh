@@ -13,7 +13,7 @@ cp_dir=$CACHE/checkpatch
 if [ ! -x "$cp_dir/scripts/checkpatch.pl" ]; then
 	tarball=$(ls /usr/src/linux-source-6.1.tar.* 2>/dev/null | head -n 1)
 	if [ -z "$tarball" ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
 			--no-install-recommends linux-source-6.1 >/dev/null
 		tarball=$(ls /usr/src/linux-source-6.1.tar.* | head -n 1)
 	fi

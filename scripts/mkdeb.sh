@@ -26,7 +26,7 @@ for p in $deps; do
 done
 if [ -n "$missing" ]; then
 	echo "package: installing$missing" >&2
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 out=build/deb

@@ -4,7 +4,7 @@
 # scripts/check.sh (PKG=0 skips it there) or alone:
 #  1. `make deb` (scripts/mkdeb.sh) builds cowsnap-dkms, libcowsnap0,
 #     libcowsnap-dev and cowsnap-tools into build/deb/; lintian has no error;
-#  2. apt-get installs them; DKMS builds and installs the module for the
+#  2. apt-get -o DPkg::Lock::Timeout=900 installs them; DKMS builds and installs the module for the
 #     bench's 6.1 and 6.12 kernels (scripts/setup.sh installed their
 #     headers); the versions of packages, dkms.conf, man pages, pkg-config,
 #     CLI and module are module/cowsnap.h's; dkms.conf's
@@ -14,7 +14,7 @@
 #  3. a 6.1 guest loads the DKMS-built cowsnap.ko and runs test_cli against
 #     the packaged /usr/bin/cowsnap (scripts/mkinitramfs.sh with
 #     COWSNAP_KO, COWSNAP_CLI, COWSNAP_TESTS; logs in build/pkg-6.1/);
-#  4. apt-get purge removes them again, and the files DKMS's depmod runs
+#  4. apt-get -o DPkg::Lock::Timeout=900 purge removes them again, and the files DKMS's depmod runs
 #     left in /lib/modules go too: the host is as before.
 # Prints PASS/FAIL lines (the guest's as scripts/guest-results.sh reads
 # them) for scripts/check.sh to count, progress on stderr; exits 1 when
@@ -59,7 +59,7 @@ installed() {  # the packages dpkg knows of (installed or config files)
 # A previous run that died half-way: start from a clean host.
 if [ -n "$(installed)" ]; then
 	say "purging packages left by an earlier run: $(installed | tr '\n' ' ')"
-	apt-get purge -y -qq $(installed) > /dev/null 2>&1
+	apt-get -o DPkg::Lock::Timeout=900 purge -y -qq $(installed) > /dev/null 2>&1
 fi
 
 # 1. Build and lintian.
@@ -74,7 +74,7 @@ debs=$(ls build/deb/*.deb)
 say "lintian"
 # mkdeb.sh ran with LINTIAN=0, so it did not install lintian.
 dpkg -s lintian >/dev/null 2>&1 ||
-	apt-get install -y -qq --no-install-recommends lintian >/dev/null 2>&1
+	apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends lintian >/dev/null 2>&1
 lintian --fail-on error build/deb/cowsnap_"$version"_*.changes > "$out/lintian.log" 2>&1
 lrc=$?
 errors=$(grep '^E: ' "$out/lintian.log")
@@ -98,8 +98,8 @@ mok_before=$(ls /var/lib/dkms/mok.* 2>/dev/null)
 cleanup() {  # purge the packages; drop what depmod left in /lib/modules
 	local abi f left=""
 	say "purging the packages"
-	[ -z "$(installed)" ] || apt-get purge -y -qq $pkgs > "$out/purge.log" 2>&1 ||
-		left="apt-get purge failed ($out/purge.log)"
+	[ -z "$(installed)" ] || apt-get -o DPkg::Lock::Timeout=900 purge -y -qq $pkgs > "$out/purge.log" 2>&1 ||
+		left="apt-get -o DPkg::Lock::Timeout=900 purge failed ($out/purge.log)"
 	for kv in $abis; do
 		abi=${kv#*:}
 		for f in $(ls -A "/lib/modules/$abi" 2>/dev/null); do
@@ -132,7 +132,7 @@ cleanup() {  # purge the packages; drop what depmod left in /lib/modules
 trap 'cleanup >/dev/null; exit 1' INT TERM
 
 say "installing $(echo $debs | tr '\n' ' ')"
-if apt-get install -y -qq --no-install-recommends $(printf './%s ' $debs) \
+if apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $(printf './%s ' $debs) \
 	> "$out/install.log" 2>&1; then
 	pass install
 else

@@ -19,7 +19,7 @@ KERNELS="6.1:linux-image-amd64:linux-headers-amd64
 mkdir -p "$CACHE"
 stamp="$CACHE/apt-updated"
 if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +720 2>/dev/null)" ]; then
-	apt-get update -qq
+	apt-get -o DPkg::Lock::Timeout=900 update -qq
 	touch "$stamp"
 fi
 
@@ -29,7 +29,7 @@ for p in $PKGS; do
 done
 if [ -n "$missing" ]; then
 	echo "setup: installing$missing" >&2
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 dep_of() {  # dep_of META PREFIX -> the concrete package META depends on
@@ -46,7 +46,7 @@ while IFS=: read -r short imeta hmeta; do
 	hpkg=linux-headers-$abi
 	if [ ! -e "/lib/modules/$abi/build/Makefile" ]; then
 		echo "setup: installing $hpkg" >&2
-		apt-get install -y -qq --no-install-recommends "$hpkg" >/dev/null
+		apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "$hpkg" >/dev/null
 	fi
 	kdir="$CACHE/kernel-$abi"
 	if [ ! -e "$kdir/boot/vmlinuz-$abi" ]; then
