@@ -19,7 +19,8 @@
  *     made writable again between the walks.  Clean PTEs stay mapped, so
  *     reads after a snapshot do not fault.  This is the instant of the cut:
  *     a store before it reached a page the snapshot holds, a store after it
- *     faults and waits;
+ *     faults and waits.  Steps 1 and 2 are one pass over the marks: a run
+ *     of marked pages is walked once the pass has drained all of it;
  *  3. pages that something beyond their owners and mappings references
  *     (GUP pins, I/O in flight, which may still write them) give the
  *     snapshot a copy made now and stay live; they are checked again at
@@ -125,40 +126,6 @@ void cowsnap_snap_unlist(struct cowsnap_region *r, struct cowsnap_snap *s)
 		cowsnap_snap_destroy(r, s);
 }
 
-/*
- * Wait for page_mkwrite()s that marked @r's pages writable and may not
- * have installed their PTE yet: they hold the page lock until then.
- */
-static void cowsnap_snap_drain(struct cowsnap_region *r)
-{
-	XA_STATE(xas, &r->pages, 0);
-	struct page *page;
-	unsigned int n = 0;
-
-	rcu_read_lock();
-	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
-		bool locked;
-
-		if (xas_retry(&xas, page))
-			continue;
-		locked = PageLocked(page);
-		if (!locked && ++n % COWSNAP_RESCHED_PAGES)
-			continue;
-		/* Live entries cannot change: fault_sem is held for write. */
-		xas_pause(&xas);
-		rcu_read_unlock();
-		if (locked) {
-			lock_page(page);
-			unlock_page(page);
-		}
-		cond_resched();
-		rcu_read_lock();
-	}
-	rcu_read_unlock();
-	/* Their PTE updates are visible to the walks that follow. */
-	smp_mb();
-}
-
 #ifdef CONFIG_MAPPING_DIRTY_HELPERS
 /* Step 2 for pages [@first, @first + @nr); @bitmap holds COWSNAP_CLEAN_CHUNK. */
 static void cowsnap_protect_run(struct address_space *mapping, pgoff_t first,
@@ -196,35 +163,73 @@ static void cowsnap_protect_run(struct address_space *mapping, pgoff_t first,
 }
 #endif
 
+/* Step 2 for a run whose pages are all drained. */
+static void cowsnap_protect_drained(struct address_space *mapping,
+				    pgoff_t first, pgoff_t end,
+				    unsigned long *bitmap)
+{
+	/* The drained page_mkwrite()s' PTEs are visible to the walks. */
+	smp_mb();
+	cowsnap_protect_run(mapping, first, end - first, bitmap);
+}
+
 /*
- * Step 2 over the runs of pages marked writable.  Read-only handles map
- * through their own address_space, whose PTEs are never writable.
+ * Steps 1 and 2 in one pass over the pages marked writable: a page
+ * someone holds locked may be an in-flight page_mkwrite() whose PTE is not
+ * yet installed, so it is waited for; a run of marked pages is walked as
+ * soon as the pass has gone past it.  Read-only handles map through their
+ * own address_space, whose PTEs are never writable.
  */
 static int cowsnap_snap_protect(struct cowsnap_region *r)
 {
 	struct address_space *mapping = r->inode->i_mapping;
+	XA_STATE(xas, &r->pages, 0);
+	unsigned long *bitmap = NULL;
 	pgoff_t first = 0, end = 0;
-	unsigned long *bitmap;
+	unsigned int n = 0;
 	struct page *page;
-	unsigned long idx;
 
+	/*
+	 * A fault in flight implies a mapping, and a new mapping's faults
+	 * wait for fault_sem: unmapped, there is nothing to drain or walk.
+	 */
 	if (!mapping_mapped(mapping))
 		return 0;
 	bitmap = bitmap_zalloc(COWSNAP_CLEAN_CHUNK, COWSNAP_GFP);
 	if (!bitmap)
 		return -ENOMEM;
-	xa_for_each_marked(&r->pages, idx, page, COWSNAP_MARK_WRITABLE) {
-		if (end && idx - end < COWSNAP_RUN_GAP) {
-			end = idx + 1;
+	rcu_read_lock();
+	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
+		pgoff_t idx = xas.xa_index;
+		bool locked, walk;
+
+		if (xas_retry(&xas, page))
 			continue;
+		locked = PageLocked(page);
+		walk = end && idx - end >= COWSNAP_RUN_GAP;
+		if (locked || walk || !(++n % COWSNAP_RESCHED_PAGES)) {
+			/* Live entries cannot change: fault_sem is held. */
+			xas_pause(&xas);
+			rcu_read_unlock();
+			if (locked) {
+				lock_page(page);
+				unlock_page(page);
+			}
+			if (walk) {
+				cowsnap_protect_drained(mapping, first, end,
+							bitmap);
+				end = 0;
+			}
+			cond_resched();
+			rcu_read_lock();
 		}
-		if (end)
-			cowsnap_protect_run(mapping, first, end - first, bitmap);
-		first = idx;
+		if (!end)
+			first = idx;
 		end = idx + 1;
 	}
+	rcu_read_unlock();
 	if (end)
-		cowsnap_protect_run(mapping, first, end - first, bitmap);
+		cowsnap_protect_drained(mapping, first, end, bitmap);
 	bitmap_free(bitmap);
 	return 0;
 }
@@ -241,17 +246,19 @@ struct cowsnap_pinned_set {
 	unsigned long n, cap;
 };
 
-/* Add live page @page at @idx to @set if something references it. */
-static int cowsnap_pinned_check(struct cowsnap_region *r,
-				struct cowsnap_pinned_set *set, pgoff_t idx,
-				struct page *page)
+/* Whether live page @page has no reference but its owners' and PTEs'. */
+static bool cowsnap_page_unreferenced(struct page *page)
+{
+	return page_count(page) <= page_private(page) + cowsnap_mapcount(page);
+}
+
+/* Add live page @page at @idx to @set: it gets a copy for the snapshot. */
+static int cowsnap_pinned_add(struct cowsnap_region *r,
+			      struct cowsnap_pinned_set *set, pgoff_t idx,
+			      struct page *page)
 {
 	struct cowsnap_pinned *p;
 
-	if (page_count(page) <= page_private(page) + cowsnap_mapcount(page)) {
-		xa_erase(&r->pinned, idx);
-		return 0;
-	}
 	if (set->n == set->cap) {
 		set->cap = max(16UL, 2 * set->cap);
 		p = krealloc_array(set->p, set->cap, sizeof(*p), COWSNAP_GFP);
@@ -276,29 +283,52 @@ static int cowsnap_pinned_check(struct cowsnap_region *r,
 
 /*
  * Step 3, first half: copies of the candidate pages (marked writable or
- * in the pinned set) that something references.  Nothing visible changes,
- * so a failure (-ENOMEM) leaves the region as it was.
+ * in the pinned set) that something references; the pinned set forgets
+ * the ones nothing references any more.  Nothing visible changes, so a
+ * failure (-ENOMEM) leaves the region as it was.
  */
 static int cowsnap_snap_find_pinned(struct cowsnap_region *r,
 				    struct cowsnap_pinned_set *set)
 {
+	XA_STATE(xas, &r->pages, 0);
+	unsigned int n = 0;
 	struct page *page;
 	unsigned long idx;
 	void *v;
 	int err = 0;
 
-	xa_for_each_marked(&r->pages, idx, page, COWSNAP_MARK_WRITABLE) {
-		err = cowsnap_pinned_check(r, set, idx, page);
+	/* One pass without locks: the live entries cannot change. */
+	rcu_read_lock();
+	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
+		bool ref;
+
+		if (xas_retry(&xas, page))
+			continue;
+		ref = !cowsnap_page_unreferenced(page);
+		if (!ref && ++n % COWSNAP_RESCHED_PAGES)
+			continue;
+		idx = xas.xa_index;
+		xas_pause(&xas);
+		rcu_read_unlock();
+		if (ref)
+			err = cowsnap_pinned_add(r, set, idx, page);
+		cond_resched();
 		if (err)
 			goto fail;
+		rcu_read_lock();
 	}
+	rcu_read_unlock();
 	xa_for_each(&r->pinned, idx, v) {
-		if (xa_get_mark(&r->pages, idx, COWSNAP_MARK_WRITABLE))
-			continue;	/* checked above */
 		page = xa_load(&r->pages, idx);
-		err = page ? cowsnap_pinned_check(r, set, idx, page) : 0;
-		if (err)
-			goto fail;
+		if (page && !cowsnap_page_unreferenced(page)) {
+			if (xa_get_mark(&r->pages, idx, COWSNAP_MARK_WRITABLE))
+				continue;	/* added above */
+			err = cowsnap_pinned_add(r, set, idx, page);
+			if (err)
+				goto fail;
+		} else {
+			xa_erase(&r->pinned, idx);
+		}
 	}
 	return 0;
 fail:
@@ -366,7 +396,6 @@ static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 	int err;
 
 	down_write(&r->fault_sem);
-	cowsnap_snap_drain(r);
 	err = cowsnap_snap_protect(r);
 	if (!err)
 		err = cowsnap_snap_find_pinned(r, &pinned);
