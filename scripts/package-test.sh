@@ -16,6 +16,9 @@
 #     COWSNAP_KO, COWSNAP_CLI, COWSNAP_TESTS; logs in build/pkg-6.1/);
 #  4. apt-get -o DPkg::Lock::Timeout=900 purge removes them again, and the files DKMS's depmod runs
 #     left in /lib/modules go too: the host is as before.
+# `package-test.sh host` runs 1 and 2 and leaves the packages installed;
+# `package-test.sh guest` then runs 3 and 4 (scripts/check.sh runs the host
+# phase beside the other guests, the guest phase after them).
 # Prints PASS/FAIL lines (the guest's as scripts/guest-results.sh reads
 # them) for scripts/check.sh to count, progress on stderr; exits 1 when
 # something failed.  Holds /tmp/cowsnap-bench.lock (the one check.sh holds
@@ -26,6 +29,11 @@ cd "$top" || exit 1
 CACHE=${COWSNAP_CACHE:-/var/cache/cowsnap}
 export DEBIAN_FRONTEND=noninteractive
 pkgs="cowsnap-dkms libcowsnap0 libcowsnap-dev cowsnap-tools"
+phase=${1:-all}
+case $phase in
+all|host|guest) ;;
+*) echo "usage: package-test.sh [all|host|guest]" >&2; exit 2 ;;
+esac
 guest=6.1
 out=build/pkg
 gdir=$top/build/pkg-$guest
@@ -45,6 +53,82 @@ flock 9
 t0=$(date +%s)
 
 version=$(sed -n 's/^#define COWSNAP_VERSION[[:space:]]*"\(.*\)"/\1/p' module/cowsnap.h)
+
+installed() {  # the packages dpkg knows of (installed or config files)
+	dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' $pkgs 2>/dev/null |
+		awk '$2 ~ /^[a-z][icfhHtuW]/ { print $1 }'
+}
+cleanup() {  # purge the packages; drop what depmod left in /lib/modules
+	local abi f left=""
+	say "purging the packages"
+	[ -z "$(installed)" ] || apt-get -o DPkg::Lock::Timeout=900 purge -y -qq $pkgs > "$out/purge.log" 2>&1 ||
+		left="apt-get purge failed ($out/purge.log)"
+	for kv in $abis; do
+		abi=${kv#*:}
+		for f in $(ls -A "/lib/modules/$abi" 2>/dev/null); do
+			if ! grep -qx -- "$f" <<< "${before[$abi]}"; then
+				case $f in
+				modules.*) rm -f "/lib/modules/$abi/$f" ;;
+				updates) rmdir "/lib/modules/$abi/updates/dkms" \
+					"/lib/modules/$abi/updates" 2>/dev/null ;;
+				esac
+			fi
+		done
+	done
+	# DKMS's signing key, when this run made it.
+	[ -n "$mok_before" ] || rm -f /var/lib/dkms/mok.key /var/lib/dkms/mok.pub
+	rmdir /var/lib/dkms/cowsnap 2>/dev/null
+	[ -z "$(installed)" ] || left="$left dpkg still lists: $(installed | tr '\n' ' ')"
+	[ ! -e "/usr/src/cowsnap-$version" ] || left="$left /usr/src/cowsnap-$version"
+	[ ! -e /var/lib/dkms/cowsnap ] || left="$left /var/lib/dkms/cowsnap"
+	for kv in $abis; do
+		abi=${kv#*:}
+		[ "$(ls -A "/lib/modules/$abi" 2>/dev/null)" = "${before[$abi]}" ] ||
+			left="$left /lib/modules/$abi changed"
+	done
+	if [ -z "$left" ]; then
+		pass purge
+	else
+		fail purge "left behind:$left"
+	fi
+}
+# Steps 3 and 4: the guest, then the purge.
+guest_phase() {
+	# 3. A 6.1 guest with the DKMS-built module and the packaged CLI.
+	if [ -n "$ko61" ]; then
+		say "booting $guest with $ko61 and /usr/bin/cowsnap (test_cli)"
+		mkdir -p "$gdir"
+		if COWSNAP_GUEST_DIR=$gdir COWSNAP_KO=$ko61 COWSNAP_CLI=/usr/bin/cowsnap \
+			COWSNAP_TESTS=test_cli bash scripts/mkinitramfs.sh "$guest" > "$out/guest.log" 2>&1 &&
+		   COWSNAP_GUEST_DIR=$gdir COWSNAP_CLI=/usr/bin/cowsnap \
+		   COWSNAP_VM_TIMEOUT=${COWSNAP_PKG_VM_TIMEOUT:-900} \
+			bash scripts/vm.sh "$guest" test >> "$out/guest.log" 2>&1; then
+			bash scripts/guest-results.sh "$gdir" | tee "$out/guest-results.log"
+			grep -q '^FAIL' "$out/guest-results.log" && rc=1
+		else
+			fail guest "$(tail -n 20 "$out/guest.log")"
+		fi
+	else
+		fail guest "no DKMS-built module for $guest"
+	fi
+
+	# 4. Purge.
+	cleanup
+	trap - INT TERM
+	say "done in $(( $(date +%s) - t0 ))s"
+}
+
+state=$out/state
+# The guest phase of an earlier host phase: its state is in $state.
+if [ "$phase" = guest ]; then
+	[ -r "$state" ] || { fail state "no $state: run the host phase first"; exit 1; }
+	. "$state"
+	rc=0
+	trap 'cleanup >/dev/null; exit 1' INT TERM
+	guest_phase
+	exit $rc
+fi
+
 rm -rf "$out" && mkdir -p "$out"
 awk '$1 == "6.1" || $1 == "6.12" { n++ } END { exit n != 2 }' "$CACHE/kernels" 2>/dev/null ||
 	bash scripts/setup.sh > "$out/setup.log" 2>&1 ||
@@ -52,10 +136,6 @@ awk '$1 == "6.1" || $1 == "6.12" { n++ } END { exit n != 2 }' "$CACHE/kernels" 2
 make -s build/guest-bin/test_cli > "$out/make.log" 2>&1 ||
 	{ fail guest-bin "$(tail -n 20 "$out/make.log")"; exit 1; }
 
-installed() {  # the packages dpkg knows of (installed or config files)
-	dpkg-query -W -f '${Package} ${db:Status-Abbrev}\n' $pkgs 2>/dev/null |
-		awk '$2 ~ /^[a-z][icfhHtuW]/ { print $1 }'
-}
 # A previous run that died half-way: start from a clean host.
 if [ -n "$(installed)" ]; then
 	say "purging packages left by an earlier run: $(installed | tr '\n' ' ')"
@@ -95,40 +175,6 @@ while read -r short abi _; do
 done < "$CACHE/kernels"
 mok_before=$(ls /var/lib/dkms/mok.* 2>/dev/null)
 
-cleanup() {  # purge the packages; drop what depmod left in /lib/modules
-	local abi f left=""
-	say "purging the packages"
-	[ -z "$(installed)" ] || apt-get -o DPkg::Lock::Timeout=900 purge -y -qq $pkgs > "$out/purge.log" 2>&1 ||
-		left="apt-get -o DPkg::Lock::Timeout=900 purge failed ($out/purge.log)"
-	for kv in $abis; do
-		abi=${kv#*:}
-		for f in $(ls -A "/lib/modules/$abi" 2>/dev/null); do
-			if ! grep -qx -- "$f" <<< "${before[$abi]}"; then
-				case $f in
-				modules.*) rm -f "/lib/modules/$abi/$f" ;;
-				updates) rmdir "/lib/modules/$abi/updates/dkms" \
-					"/lib/modules/$abi/updates" 2>/dev/null ;;
-				esac
-			fi
-		done
-	done
-	# DKMS's signing key, when this run made it.
-	[ -n "$mok_before" ] || rm -f /var/lib/dkms/mok.key /var/lib/dkms/mok.pub
-	rmdir /var/lib/dkms/cowsnap 2>/dev/null
-	[ -z "$(installed)" ] || left="$left dpkg still lists: $(installed | tr '\n' ' ')"
-	[ ! -e "/usr/src/cowsnap-$version" ] || left="$left /usr/src/cowsnap-$version"
-	[ ! -e /var/lib/dkms/cowsnap ] || left="$left /var/lib/dkms/cowsnap"
-	for kv in $abis; do
-		abi=${kv#*:}
-		[ "$(ls -A "/lib/modules/$abi" 2>/dev/null)" = "${before[$abi]}" ] ||
-			left="$left /lib/modules/$abi changed"
-	done
-	if [ -z "$left" ]; then
-		pass purge
-	else
-		fail purge "left behind:$left"
-	fi
-}
 trap 'cleanup >/dev/null; exit 1' INT TERM
 
 say "installing $(echo $debs | tr '\n' ' ')"
@@ -218,26 +264,12 @@ else
 	fail make-uninstall "${log:-left: $(find "$stage" ! -type d | tr '\n' ' ')}"
 fi
 
-# 3. A 6.1 guest with the DKMS-built module and the packaged CLI.
-if [ -n "$ko61" ]; then
-	say "booting $guest with $ko61 and /usr/bin/cowsnap (test_cli)"
-	mkdir -p "$gdir"
-	if COWSNAP_GUEST_DIR=$gdir COWSNAP_KO=$ko61 COWSNAP_CLI=/usr/bin/cowsnap \
-		COWSNAP_TESTS=test_cli bash scripts/mkinitramfs.sh "$guest" > "$out/guest.log" 2>&1 &&
-	   COWSNAP_GUEST_DIR=$gdir COWSNAP_CLI=/usr/bin/cowsnap \
-	   COWSNAP_VM_TIMEOUT=${COWSNAP_PKG_VM_TIMEOUT:-900} \
-		bash scripts/vm.sh "$guest" test >> "$out/guest.log" 2>&1; then
-		bash scripts/guest-results.sh "$gdir" | tee "$out/guest-results.log"
-		grep -q '^FAIL' "$out/guest-results.log" && rc=1
-	else
-		fail guest "$(tail -n 20 "$out/guest.log")"
-	fi
-else
-	fail guest "no DKMS-built module for $guest"
+if [ "$phase" = host ]; then
+	# What the guest phase and its purge need, for a later call.
+	declare -p before abis ko61 mok_before > "$state"
+	trap - INT TERM
+	say "host phase done in $(( $(date +%s) - t0 ))s"
+	exit $rc
 fi
-
-# 4. Purge.
-cleanup
-trap - INT TERM
-say "done in $(( $(date +%s) - t0 ))s"
+guest_phase
 exit $rc
