@@ -56,7 +56,7 @@ count_lint() {
 }
 pkg=${PKG:-$([ -z "${FILTER:-}" ] && echo 1 || echo 0)}
 command -v apt-get >/dev/null && command -v dpkg >/dev/null || pkg=0
-make -s guest-bin >build-make.log 2>&1 || {
+make -s -j"$(nproc)" guest-bin >build-make.log 2>&1 || {
 	cat build-make.log; echo "0 passed, 1 failed"; exit 1; }
 # Every kernel's module first: a build failure is known before any guest.
 built=""
