@@ -26,7 +26,8 @@
  *     snapshot a copy made now and stay live; they are checked again at
  *     every snapshot (region->pinned) until they are no longer referenced.
  *     A write pin needs a write fault on a read-only PTE, so pages neither
- *     marked writable nor pinned cannot have one.
+ *     marked writable nor pinned cannot have one.  The same pass clears
+ *     the marks.
  *
  * Locking: region->lock guards the snapshot list; fault_sem (write)
  * changes the newest snapshot.  A snapshot's kref counts its place in the
@@ -282,10 +283,15 @@ static int cowsnap_pinned_add(struct cowsnap_region *r,
 }
 
 /*
- * Step 3, first half: copies of the candidate pages (marked writable or
- * in the pinned set) that something references; the pinned set forgets
- * the ones nothing references any more.  Nothing visible changes, so a
- * failure (-ENOMEM) leaves the region as it was.
+ * Step 3, first half, with step 4 for the pages it clears: copies of the
+ * candidate pages (marked writable or in the pinned set) that something
+ * references.  One locked pass over the marks: a page nothing references
+ * loses its mark now (its PTEs are read-only and clean, and a write pin
+ * would need a write fault, which marks it again); a referenced one keeps
+ * it until the snapshot has its copy.  So a failure (-ENOMEM) leaves every
+ * page that needs a check at the next snapshot marked, and nothing else
+ * visible changed.  Then the pinned set forgets the pages nothing
+ * references any more.
  */
 static int cowsnap_snap_find_pinned(struct cowsnap_region *r,
 				    struct cowsnap_pinned_set *set)
@@ -297,27 +303,26 @@ static int cowsnap_snap_find_pinned(struct cowsnap_region *r,
 	void *v;
 	int err = 0;
 
-	/* One pass without locks: the live entries cannot change. */
-	rcu_read_lock();
+	xas_lock(&xas);
 	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
-		bool ref;
+		bool ref = !cowsnap_page_unreferenced(page);
 
-		if (xas_retry(&xas, page))
-			continue;
-		ref = !cowsnap_page_unreferenced(page);
+		if (!ref)
+			xas_clear_mark(&xas, COWSNAP_MARK_WRITABLE);
 		if (!ref && ++n % COWSNAP_RESCHED_PAGES)
 			continue;
+		/* Live entries cannot change: fault_sem is held. */
 		idx = xas.xa_index;
 		xas_pause(&xas);
-		rcu_read_unlock();
+		xas_unlock(&xas);
 		if (ref)
 			err = cowsnap_pinned_add(r, set, idx, page);
 		cond_resched();
 		if (err)
 			goto fail;
-		rcu_read_lock();
+		xas_lock(&xas);
 	}
-	rcu_read_unlock();
+	xas_unlock(&xas);
 	xa_for_each(&r->pinned, idx, v) {
 		page = xa_load(&r->pages, idx);
 		if (page && !cowsnap_page_unreferenced(page)) {
@@ -363,30 +368,12 @@ static void cowsnap_snap_apply_pinned(struct cowsnap_region *r,
 		/* Snapshot fds mapping the live page must see the copy. */
 		cowsnap_snap_zap_fds(r, p->idx);
 		xa_store(&r->pinned, p->idx, xa_mk_value(1), COWSNAP_GFP);
+		/* Step 4 for it: region->pinned keeps it a candidate. */
+		xa_clear_mark(&r->pages, p->idx, COWSNAP_MARK_WRITABLE);
 		unlock_page(p->page);
 		cowsnap_count(&cowsnap_stats.pinned_copies, 1);
 	}
 	kfree(set->p);
-}
-
-/* Clear the writable marks: every such PTE is read-only and clean now. */
-static void cowsnap_clear_writable(struct xarray *xa)
-{
-	XA_STATE(xas, xa, 0);
-	unsigned int n = 0;
-	struct page *page;
-
-	xas_lock(&xas);
-	xas_for_each_marked(&xas, page, ULONG_MAX, COWSNAP_MARK_WRITABLE) {
-		xas_clear_mark(&xas, COWSNAP_MARK_WRITABLE);
-		if (++n % COWSNAP_RESCHED_PAGES)
-			continue;
-		xas_pause(&xas);
-		xas_unlock(&xas);
-		cond_resched();
-		xas_lock(&xas);
-	}
-	xas_unlock(&xas);
 }
 
 /* Make @s, not yet listed, @r's newest snapshot; r->lock held. */
@@ -409,7 +396,6 @@ static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 	/* Nothing changed since @s yet. */
 	atomic_long_set(&r->nr_unshared, 0);
 	cowsnap_snap_apply_pinned(r, &pinned);
-	cowsnap_clear_writable(&r->pages);
 	up_write(&r->fault_sem);
 	return 0;
 }
