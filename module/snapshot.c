@@ -376,8 +376,12 @@ static void cowsnap_snap_apply_pinned(struct cowsnap_region *r,
 	kfree(set->p);
 }
 
-/* Make @s, not yet listed, @r's newest snapshot; r->lock held. */
-static int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
+/*
+ * Make @s, not yet listed, @r's newest snapshot; r->lock held.  Out of
+ * line, so that stack traces and function_graph (make bench's split of a
+ * snapshot's time) show it.
+ */
+static noinline int cowsnap_snap_take(struct cowsnap_region *r, struct cowsnap_snap *s)
 {
 	struct cowsnap_pinned_set pinned = { 0 };
 	int err;
