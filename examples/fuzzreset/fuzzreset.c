@@ -82,8 +82,10 @@ struct entry {
 	char key[];
 };
 
-enum { ST_BLANK, ST_SECTION, ST_SET, ST_APPEND, ST_DEFAULT, ST_UNSET,
-       ST_CLEAR, NR_ST };
+enum {
+	ST_BLANK, ST_SECTION, ST_SET, ST_APPEND, ST_DEFAULT, ST_UNSET,
+	ST_CLEAR, NR_ST
+};
 
 /* The target's globals: at the start of the block, the arena after them. */
 struct globals {
@@ -405,9 +407,9 @@ static int parse_string(struct parser *ps, struct value *v)
 			case '$':
 				break;
 			case 'x':
-				if (ps->end - ps->p < 2 ||
-				    (hi = hexval(ps->p[0])) < 0 ||
-				    (lo = hexval(ps->p[1])) < 0)
+				hi = ps->end - ps->p < 2 ? -1 : hexval(ps->p[0]);
+				lo = hi < 0 ? -1 : hexval(ps->p[1]);
+				if (lo < 0)
 					return perr(ps, "bad \\x escape");
 				c = hi << 4 | lo;
 				ps->p += 2;
@@ -953,7 +955,7 @@ static const char *const seeds[] = {
 	"title = \"config \\\"quoted\\\" \\t tab\"\n[deep]\n"
 	"nested = [[1, 2], [3, [4, 5]], \"x\"]\nmask = 0b1011\nmode = 0755\n",
 };
-#define NR_SEEDS	(int)(sizeof(seeds) / sizeof(seeds[0]))
+#define NR_SEEDS	((int)(sizeof(seeds) / sizeof(seeds[0])))
 
 /* Pieces the input generator inserts: the grammar's own tokens. */
 static const char *const tokens[] = {
