@@ -27,7 +27,11 @@ TESTS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/test_*.c \
 HELPERS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/helper_*.c))
 BENCHES := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/bench_*.c))
 # Example programs (examples/NAME/), /bin/example_NAME in the guest.
-EXAMPLES := build/guest-bin/example_sqlite
+EXAMPLES := build/guest-bin/example_sqlite build/guest-bin/example_fuzzreset
+# examples/fuzzreset's AFL++ targets, when afl-clang-fast (afl++) is here.
+AFLCC ?= $(shell command -v afl-clang-fast 2>/dev/null)
+EXAMPLES += $(if $(AFLCC),build/guest-bin/afl_fuzzreset_fork \
+	build/guest-bin/afl_fuzzreset_persist)
 
 .PHONY: all module userspace guest-bin bench-module check stress vm demo bench lint \
 	examples examples-run \
@@ -107,6 +111,19 @@ build/guest-bin/example_sqlite: examples/sqlite/sqlite_demo.c $(LIBSRC)
 	@mkdir -p $(dir $@)
 	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c \
 		-lsqlite3 -lpthread -lm -ldl
+
+build/guest-bin/example_fuzzreset: examples/fuzzreset/fuzzreset.c $(LIBSRC)
+	@mkdir -p $(dir $@)
+	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c
+
+# The same parser instrumented for afl-fuzz: a deferred fork server (1) and
+# a persistent loop that restores a snapshot after each input (2).
+build/guest-bin/afl_fuzzreset_fork: AFLMODE := 1
+build/guest-bin/afl_fuzzreset_persist: AFLMODE := 2
+build/guest-bin/afl_fuzzreset_%: examples/fuzzreset/fuzzreset.c $(LIBSRC)
+	@mkdir -p $(dir $@)
+	AFL_QUIET=1 $(AFLCC) -static $(UCFLAGS) -DFUZZRESET_AFL=$(AFLMODE) \
+		-o $@ $< userspace/libcowsnap.c
 
 build/guest-bin/%: tests/%.c tests/*.h include/uapi/linux/cowsnap.h
 	@mkdir -p $(dir $@)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Pack build/KERNEL/initramfs.cpio.gz: busybox, /init, the module built for
-# KERNEL, the static test programs, examples and CLI from build/guest-bin.
+# KERNEL, the static test programs, examples and CLI from build/guest-bin
+# (and afl-fuzz with its libraries when the host has it).
 # To boot something else (scripts/package-test.sh boots what the packages
 # installed), the environment may name:
 #   COWSNAP_GUEST_DIR  the directory for the initramfs (and scripts/vm.sh's
@@ -19,6 +20,14 @@ b=${COWSNAP_GUEST_DIR:-$top/build/$kernel}
 ko=${COWSNAP_KO:-$b/cowsnap.ko}
 cli=${COWSNAP_CLI:-}
 root=$b/root
+# Pack the dynamic program $1 at its own path, with its loader and libraries.
+pack_dynamic() {
+	install -D -m 0755 "$1" "$root$1"
+	for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,tests,lib/modules,etc,root}
 cp /bin/busybox "$root/bin/busybox"
@@ -45,9 +54,13 @@ else
 	done
 fi
 for f in "$top"/build/guest-bin/helper_* "$top"/build/guest-bin/bench_* \
-	"$top"/build/guest-bin/example_*; do
+	"$top"/build/guest-bin/example_* "$top"/build/guest-bin/afl_*; do
 	[ -e "$f" ] && install -m 0755 "$f" "$root/bin/"
 done
+# afl-fuzz for examples/fuzzreset's measured run, when the host has it.
+afl=$(command -v afl-fuzz || true)
+[ -z "$afl" ] || [ ! -e "$top/build/guest-bin/afl_fuzzreset_fork" ] ||
+	pack_dynamic "$afl"
 if [ -z "$cli" ]; then
 	f=$top/build/guest-bin/cowsnap
 	[ ! -e "$f" ] || install -m 0755 "$f" "$root/bin/"
@@ -56,12 +69,7 @@ else
 	/*) ;;
 	*) echo "mkinitramfs: COWSNAP_CLI must be an absolute path" >&2; exit 2 ;;
 	esac
-	install -D -m 0755 "$cli" "$root$cli"
-	# Its loader and libraries, at the paths it asks for.
-	for lib in $(ldd "$cli" 2>/dev/null | grep -o '/[^ ]*' || true); do
-		mkdir -p "$root$(dirname "$lib")"
-		cp -L "$lib" "$root$lib"
-	done
+	pack_dynamic "$cli"
 fi
 install -m 0755 "$top/scripts/guest-demo.sh" "$root/demo.sh"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$root/etc/passwd"
