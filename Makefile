@@ -27,7 +27,7 @@ TESTS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/test_*.c \
 HELPERS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/helper_*.c))
 BENCHES := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/bench_*.c))
 # Example programs (examples/NAME/), /bin/example_NAME in the guest.
-EXAMPLES := build/guest-bin/example_sqlite
+EXAMPLES := build/guest-bin/example_sqlite build/guest-bin/example_kvsave
 
 .PHONY: all module userspace guest-bin bench-module check stress vm demo bench lint \
 	examples examples-run \
@@ -107,6 +107,10 @@ build/guest-bin/example_sqlite: examples/sqlite/sqlite_demo.c $(LIBSRC)
 	@mkdir -p $(dir $@)
 	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c \
 		-lsqlite3 -lpthread -lm -ldl
+
+build/guest-bin/example_kvsave: examples/kvsave/kvsave_demo.c $(LIBSRC)
+	@mkdir -p $(dir $@)
+	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c -lpthread
 
 build/guest-bin/%: tests/%.c tests/*.h include/uapi/linux/cowsnap.h
 	@mkdir -p $(dir $@)
