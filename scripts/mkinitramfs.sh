@@ -35,6 +35,15 @@ case "$brd" in
 *.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;
 ?*) cp "$brd" "$root/lib/modules/brd.ko" ;;
 esac
+# Dynamic program $1 at path $2 (default its own), with its loader and
+# libraries at the paths it asks for.
+pack_dynamic() {
+	install -D -m 0755 "$1" "$root${2:-$1}"
+	for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
 if [ -n "${COWSNAP_TESTS:-}" ]; then
 	for t in $COWSNAP_TESTS; do
 		install -m 0755 "$top/build/guest-bin/$t" "$root/tests/"
@@ -56,13 +65,13 @@ else
 	/*) ;;
 	*) echo "mkinitramfs: COWSNAP_CLI must be an absolute path" >&2; exit 2 ;;
 	esac
-	install -D -m 0755 "$cli" "$root$cli"
-	# Its loader and libraries, at the paths it asks for.
-	for lib in $(ldd "$cli" 2>/dev/null | grep -o '/[^ ]*' || true); do
-		mkdir -p "$root$(dirname "$lib")"
-		cp -L "$lib" "$root$lib"
-	done
+	pack_dynamic "$cli"
 fi
+# examples/kvsave compares itself with Debian's redis-server when there.
+# redis-tools' redis-check-rdb is the same program (it acts on its name;
+# redis-server is a symlink to it), without the redis-server service.
+redis=$(command -v redis-server redis-check-rdb | head -n 1 || true)
+[ -z "$redis" ] || pack_dynamic "$redis" /usr/bin/redis-server
 install -m 0755 "$top/scripts/guest-demo.sh" "$root/demo.sh"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
