@@ -1605,9 +1605,9 @@ static void print_results(const struct config *cfg, const struct run_res *r,
 	printf("|---|---|---|---|---|---|---|---|\n");
 	for (i = 0; i < n; i++)
 		printf("| %s | %.2f ms %s (BGSAVE reply %.2f ms) | %.1f MiB "
-		       "%s, %.1f KiB per write | %.2f ms (worst %.1f ms) | %.0f | "
-		       "%.3f s | %.2f ms, %.0f | %.1f MiB |\n", r[i].name,
-		       MED_LL(&r[i], fork_usec) / 1e3,
+		       "%s, %.1f KiB per write | %.2f ms (worst %.1f ms) | "
+		       "%.0f | %.3f s | %.2f ms, %.0f | %.1f MiB |\n",
+		       r[i].name, MED_LL(&r[i], fork_usec) / 1e3,
 		       i ? "fork (latest_fork_usec)" : "snapshot ioctl",
 		       MED(&r[i], reply) * 1e3,
 		       MED_LL(&r[i], cow_bytes) / 1048576.0,
