@@ -93,7 +93,7 @@ struct kv_ent {
 	uint64_t hash;
 	uint32_t klen, vlen;
 	uint32_t cap;		/* bytes for key + value, a multiple of 16 */
-	uint32_t pad;
+	uint32_t live;		/* in the table, not on a free list */
 	unsigned char data[];	/* key, then value */
 };
 
@@ -181,6 +181,7 @@ static uint64_t kv_alloc(struct kv *kv, uint32_t need)
 		h->brk += sizeof(struct kv_ent) + cap;
 	}
 	kv_ent(kv, off)->cap = cap;
+	kv_ent(kv, off)->live = 1;
 	return off;
 }
 
@@ -214,6 +215,7 @@ static int kv_set(struct kv *kv, const void *key, uint32_t klen,
 		struct kv_ent *old = kv_ent(kv, *link);
 
 		e->next = old->next;
+		old->live = 0;
 		old->next = kv->h->free[old->cap / 16];
 		kv->h->free[old->cap / 16] = *link;
 		*link = off;
@@ -237,6 +239,7 @@ static int kv_del(struct kv *kv, const void *key, uint32_t klen)
 	off = *link;
 	e = kv_ent(kv, off);
 	*link = e->next;
+	e->live = 0;
 	e->next = kv->h->free[e->cap / 16];
 	kv->h->free[e->cap / 16] = off;
 	kv->h->nkeys--;
@@ -447,50 +450,69 @@ static int out_put(struct out *o, const void *p, size_t n)
 }
 
 /*
- * Walk the table in snapshot @s (the whole region, read-only) and write
- * every entry.  The snapshot is a table at rest, but a bug must not turn
- * into a loop or a wild read: every offset is checked against the heap,
- * and the walk stops after nkeys entries.
+ * Write every entry of the table in snapshot @sfd.  The heap is read in
+ * order, a chunk at a time with pread(), and the entries in the table
+ * (live) are written: no bucket walk, and no mapping of the snapshot.  A
+ * mapped snapshot page shares the physical page of the live view until the
+ * server writes it, and then every mapping of it must be zapped; read with
+ * pread(), the snapshot's pages are never mapped, and the server's first
+ * write to a page only gives the snapshot a copy.  The snapshot is a table
+ * at rest, but a bug must not turn into a wild read: every entry is
+ * checked against the heap, and the count against the header.
  */
-static int save_walk(const unsigned char *s, uint64_t size, struct out *o,
-		     char *err, size_t elen)
-{
-	const struct kv_hdr *h = (const void *)s;
-	const struct kv_ent *e;
-	uint64_t b, off, n = 0, trailer[2];
-	const uint64_t *bk;
-	uint32_t len[2];
+#define CHUNK	(1 << 20)
 
-	if (memcmp(h->magic, KV_MAGIC, 8) || h->size != size ||
-	    h->brk > size || h->heap != h->buckets + h->nbuckets * 8) {
-		snprintf(err, elen, "snapshot: bad table header");
-		return -1;
-	}
-	bk = (const uint64_t *)(s + h->buckets);
-	if (out_put(o, FILE_MAGIC, 8) || out_put(o, &h->nkeys, 8))
+static int save_scan(int sfd, uint64_t size, struct out *o, char *err,
+		     size_t elen)
+{
+	uint64_t off, n = 0, start = 0, len = 0, trailer[2];
+	unsigned char *buf = malloc(CHUNK);
+	const struct kv_ent *e;
+	struct kv_hdr h;
+	uint32_t rec[2];
+
+	if (!buf || pread(sfd, &h, sizeof(h), 0) != sizeof(h))
 		goto io;
-	for (b = 0; b < h->nbuckets; b++)
-		for (off = bk[b]; off; off = e->next) {
-			e = (const void *)(s + off);
-			if (off < h->heap || off + sizeof(*e) > h->brk ||
-			    off + sizeof(*e) + e->cap > h->brk ||
-			    e->klen + e->vlen > e->cap || ++n > h->nkeys) {
-				snprintf(err, elen, "snapshot: bad entry at "
-					 "%" PRIu64 " (bucket %" PRIu64 ")",
-					 off, b);
-				return -1;
-			}
-			len[0] = e->klen;
-			len[1] = e->vlen;
-			if (out_put(o, len, 8) ||
-			    out_put(o, e->data, e->klen + e->vlen))
+	if (memcmp(h.magic, KV_MAGIC, 8) || h.size != size || h.brk > size ||
+	    h.heap != h.buckets + h.nbuckets * 8 || h.heap > h.brk) {
+		snprintf(err, elen, "snapshot: bad table header");
+		goto bad;
+	}
+	if (out_put(o, FILE_MAGIC, 8) || out_put(o, &h.nkeys, 8))
+		goto io;
+	for (off = h.heap; off < h.brk; off += sizeof(*e) + e->cap) {
+		e = (const void *)(buf + off - start);
+		if (off + sizeof(*e) > start + len ||
+		    off + sizeof(*e) + e->cap > start + len) {
+			/* An entry is smaller than a chunk: read from it on. */
+			start = off;
+			len = h.brk - off < CHUNK ? h.brk - off : CHUNK;
+			if (pread(sfd, buf, len, off) != (ssize_t)len)
 				goto io;
 		}
-	if (n != h->nkeys) {
-		snprintf(err, elen, "snapshot: %" PRIu64 " entries, header "
-			 "says %" PRIu64, n, h->nkeys);
-		return -1;
+		e = (const void *)(buf + off - start);
+		if (off + sizeof(*e) > h.brk || e->cap % 16 ||
+		    off + sizeof(*e) + e->cap > h.brk ||
+		    e->klen + e->vlen > e->cap) {
+			snprintf(err, elen, "snapshot: bad entry at %" PRIu64,
+				 off);
+			goto bad;
+		}
+		if (!e->live)
+			continue;
+		n++;
+		rec[0] = e->klen;
+		rec[1] = e->vlen;
+		if (out_put(o, rec, 8) ||
+		    out_put(o, e->data, e->klen + e->vlen))
+			goto io;
 	}
+	if (n != h.nkeys) {
+		snprintf(err, elen, "snapshot: %" PRIu64 " entries, header "
+			 "says %" PRIu64, n, h.nkeys);
+		goto bad;
+	}
+	free(buf);
 	if (out_flush(o))
 		goto io;
 	trailer[0] = n;
@@ -500,7 +522,9 @@ static int save_walk(const unsigned char *s, uint64_t size, struct out *o,
 		goto io;
 	return 0;
 io:
-	snprintf(err, elen, "write: %s", strerror(errno));
+	snprintf(err, elen, "read or write: %s", strerror(errno));
+bad:
+	free(buf);
 	return -1;
 }
 
@@ -632,9 +656,8 @@ static void save_one(struct server *s)
 	struct save_state *st = s->st;
 	char tmp[80];
 	struct out *o;
-	int sfd, ok = 0;
+	int sfd = -1, ok = 0;
 	int64_t pages;
-	void *m;
 
 	/*
 	 * The correctness run makes sure the walk reads pages the server has
@@ -652,19 +675,12 @@ static void save_one(struct server *s)
 			 strerror(errno));
 		goto out;
 	}
-	m = mmap(NULL, s->size, PROT_READ, MAP_SHARED, sfd, 0);
-	close(sfd);
-	if (m == MAP_FAILED) {
-		snprintf(st->err, sizeof(st->err), "mmap: %s", strerror(errno));
-		goto out;
-	}
 	o->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (o->fd < 0)
 		snprintf(st->err, sizeof(st->err), "open %s: %s", tmp,
 			 strerror(errno));
 	else
-		ok = !save_walk(m, s->size, o, st->err, sizeof(st->err));
-	munmap(m, s->size);
+		ok = !save_scan(sfd, s->size, o, st->err, sizeof(st->err));
 	/* Like Redis: fsync, then rename into place. */
 	if (ok && fsync(o->fd)) {
 		snprintf(st->err, sizeof(st->err), "fsync: %s",
@@ -682,6 +698,8 @@ static void save_one(struct server *s)
 		ok = 0;
 	}
 out:
+	if (sfd >= 0)
+		close(sfd);
 	/* What the snapshot kept: pages the server wrote since it. */
 	pages = snap_exclusive(s->fd, st->snap_id);
 	st->cow_bytes = pages > 0 ? pages * 4096 : 0;
@@ -695,11 +713,8 @@ out:
 
 /*
  * The save process, forked once when the server starts (its table is
- * still empty then): it saves each snapshot whose id the server sends.  A
- * process rather than a thread of the server, so that its mappings are
- * not the server's: a page the server copies on write then needs no TLB
- * flush on the save's CPU, a cross-CPU interrupt that costs milliseconds
- * under TCG.  (A thread measured a writer p99 of 5 ms during the save.)
+ * still empty then), not per save: it saves each snapshot whose id the
+ * server sends, and shares no memory with the server but its status.
  */
 static void __attribute__((noreturn)) saver_main(struct server *s, int req)
 {
