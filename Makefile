@@ -110,7 +110,7 @@ build/guest-bin/example_sqlite: examples/sqlite/sqlite_demo.c $(LIBSRC)
 
 build/guest-bin/example_kvsave: examples/kvsave/kvsave_demo.c $(LIBSRC)
 	@mkdir -p $(dir $@)
-	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c -lpthread
+	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c
 
 build/guest-bin/%: tests/%.c tests/*.h include/uapi/linux/cowsnap.h
 	@mkdir -p $(dir $@)

@@ -7,12 +7,12 @@
  * protocol (RESP) on a unix socket: SET, GET, DEL, DBSIZE, BGSAVE, INFO,
  * PING, SHUTDOWN.  Its table (buckets, entries, free lists) is in a
  * region, linked by region offsets, so a snapshot of the region is a
- * complete, walkable table.  BGSAVE takes a snapshot between two commands
- * (the server's only pause is the ioctl) and a thread walks the snapshot,
- * mapped read-only, writing every key and value to a file while the
- * server goes on serving writes.  Where Redis forks and lets the kernel
- * copy the pages the parent writes, kvsave lets cowsnap copy the region
- * pages the server writes.
+ * complete table.  BGSAVE takes a snapshot between two commands (the
+ * server's only pause is the ioctl) and a save process, forked once at
+ * start, reads the snapshot and writes every key and value to a file
+ * while the server goes on serving writes.  Where Redis forks and lets the
+ * kernel copy the pages the parent writes, kvsave lets cowsnap copy the
+ * region pages the server writes.
  *
  * The program is the client of both servers, with the same code: it loads
  * the same keys over the socket, then a writer sends SET and DEL of random
@@ -367,7 +367,7 @@ static uint64_t sum_bytes(uint64_t h, const unsigned char *p, size_t n)
 /*
  * Pin the calling thread to @cpu, on a guest with two CPUs or more.  The
  * client and the server's main thread share CPU 0 and the save (kvsave's
- * thread, Redis's child through bgsave_cpulist) has CPU 1: a request then
+ * save process, Redis's child through bgsave_cpulist) has CPU 1: a request then
  * never waits for an idle CPU to wake up, which under TCG costs
  * milliseconds, and the save never competes with the server for a CPU.
  */
