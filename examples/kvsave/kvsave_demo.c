@@ -1510,9 +1510,12 @@ static void one_save(struct writer *w, const char *path, struct save_res *sr,
 	memcpy(w->snap, w->ver, w->cfg->keys * sizeof(*w->ver));
 	w->nlat = 0;
 	ops0 = w->ops;
-	do
+	do {
 		one_op(w);
-	while (stat(path, &st));
+		/* A failed save leaves no file (die() shows Redis's log). */
+		if (now() - t0 > 60)
+			die("no %s 60 s after BGSAVE", path);
+	} while (stat(path, &st));
 	t1 = now();
 	sr->dur = t1 - t0;
 	sr->writes = w->ops - ops0;
