@@ -27,7 +27,8 @@ TESTS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/test_*.c \
 HELPERS := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/helper_*.c))
 BENCHES := $(patsubst tests/%.c,build/guest-bin/%,$(wildcard tests/bench_*.c))
 # Example programs (examples/NAME/), /bin/example_NAME in the guest.
-EXAMPLES := build/guest-bin/example_sqlite build/guest-bin/example_fuzzreset
+EXAMPLES := build/guest-bin/example_sqlite build/guest-bin/example_fuzzreset \
+	build/guest-bin/example_kvsave
 # examples/fuzzreset's AFL++ targets, when afl-clang-fast (afl++) is here.
 AFLCC ?= $(shell command -v afl-clang-fast 2>/dev/null)
 EXAMPLES += $(if $(AFLCC),build/guest-bin/afl_fuzzreset_fork \
@@ -124,6 +125,10 @@ build/guest-bin/afl_fuzzreset_%: examples/fuzzreset/fuzzreset.c $(LIBSRC)
 	@mkdir -p $(dir $@)
 	AFL_QUIET=1 $(AFLCC) -static $(UCFLAGS) -DFUZZRESET_AFL=$(AFLMODE) \
 		-o $@ $< userspace/libcowsnap.c
+
+build/guest-bin/example_kvsave: examples/kvsave/kvsave_demo.c $(LIBSRC)
+	@mkdir -p $(dir $@)
+	$(CC) -static $(UCFLAGS) -o $@ $< userspace/libcowsnap.c
 
 build/guest-bin/%: tests/%.c tests/*.h include/uapi/linux/cowsnap.h
 	@mkdir -p $(dir $@)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pack build/KERNEL/initramfs.cpio.gz: busybox, /init, the module built for
 # KERNEL, the static test programs, examples and CLI from build/guest-bin
-# (and afl-fuzz with its libraries when the host has it).
+# (and afl-fuzz and the Redis server with their libraries when the host
+# has them).
 # To boot something else (scripts/package-test.sh boots what the packages
 # installed), the environment may name:
 #   COWSNAP_GUEST_DIR  the directory for the initramfs (and scripts/vm.sh's
@@ -20,14 +21,6 @@ b=${COWSNAP_GUEST_DIR:-$top/build/$kernel}
 ko=${COWSNAP_KO:-$b/cowsnap.ko}
 cli=${COWSNAP_CLI:-}
 root=$b/root
-# Pack the dynamic program $1 at its own path, with its loader and libraries.
-pack_dynamic() {
-	install -D -m 0755 "$1" "$root$1"
-	for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
-		mkdir -p "$root$(dirname "$lib")"
-		cp -L "$lib" "$root$lib"
-	done
-}
 rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,tests,lib/modules,etc,root}
 cp /bin/busybox "$root/bin/busybox"
@@ -44,6 +37,15 @@ case "$brd" in
 *.xz) xz -dc "$brd" > "$root/lib/modules/brd.ko" ;;
 ?*) cp "$brd" "$root/lib/modules/brd.ko" ;;
 esac
+# Dynamic program $1 at path $2 (default its own), with its loader and
+# libraries at the paths it asks for.
+pack_dynamic() {
+	install -D -m 0755 "$1" "$root${2:-$1}"
+	for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' || true); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
 if [ -n "${COWSNAP_TESTS:-}" ]; then
 	for t in $COWSNAP_TESTS; do
 		install -m 0755 "$top/build/guest-bin/$t" "$root/tests/"
@@ -71,6 +73,11 @@ else
 	esac
 	pack_dynamic "$cli"
 fi
+# examples/kvsave compares itself with Debian's redis-server when there.
+# redis-tools' redis-check-rdb is the same program (it acts on its name;
+# redis-server is a symlink to it), without the redis-server service.
+redis=$(command -v redis-server redis-check-rdb | head -n 1 || true)
+[ -z "$redis" ] || pack_dynamic "$redis" /usr/bin/redis-server
 install -m 0755 "$top/scripts/guest-demo.sh" "$root/demo.sh"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"

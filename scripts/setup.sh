@@ -11,7 +11,11 @@ set -euo pipefail
 CACHE=${COWSNAP_CACHE:-/var/cache/cowsnap}
 export DEBIAN_FRONTEND=noninteractive
 PKGS="gcc make libc6-dev qemu-system-x86 busybox-static cpio kmod sparse
-      xz-utils zstd perl python3 libsqlite3-dev afl++"
+      xz-utils zstd perl python3 libsqlite3-dev afl++
+      redis-tools"
+# afl++ and redis-tools: examples/fuzzreset and examples/kvsave.
+# redis-tools holds the Redis server binary that examples/kvsave compares
+# with (redis-check-rdb; the redis-server package only adds a service).
 # short name -> image metapackage, headers metapackage
 KERNELS="6.1:linux-image-amd64:linux-headers-amd64
 6.12:linux-image-6.12-amd64:linux-headers-6.12-amd64"

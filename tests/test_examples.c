@@ -112,3 +112,13 @@ TEST(fuzzreset_restore_equals_fork)
 {
 	run_check("/bin/example_fuzzreset", "fuzzreset: all checks passed");
 }
+
+/*
+ * examples/kvsave: a key-value server (RESP over a unix socket) whose
+ * table is in a region; BGSAVE walks a snapshot while a writer goes on,
+ * and every saved file must reload into exactly the table of its moment.
+ */
+TEST(kvsave_bgsave_reload)
+{
+	run_check("/bin/example_kvsave", "kvsave_demo: all checks passed");
+}
