@@ -1468,7 +1468,7 @@ static int env_int(const char *name, int def)
 int main(int argc, char **argv)
 {
 	static const struct config check = {
-		.check = 1, .ninputs = 300, .loop_s = 0, .verify_every = 8,
+		.check = 1, .ninputs = 200, .loop_s = 0, .verify_every = 8,
 	};
 	struct config cfg = {
 		.ninputs = 256, .verify_every = AFL_VERIFY_EVERY,
