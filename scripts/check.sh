@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test run: set up, build for every kernel, boot each one under
-# TCG, run every test program, check the guest kernel log.  Prints one line
-# per test per kernel, then "N passed, N failed".
+# TCG (one guest at a time), run every test program, check the guest kernel
+# log; lint and the packages' host half run on the host meanwhile.  Prints
+# one line per test per kernel, then "N passed, N failed".
 #   KERNELS="6.1 6.12 dbg" (default: all), FILTER=substring of test names,
 #   LINT=0 skips checkpatch/sparse (for quick iterations only),
 #   PKG=0 skips the Debian packages' test (scripts/package-test.sh; on by
