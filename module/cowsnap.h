@@ -113,13 +113,20 @@ struct cowsnap_snap {
  */
 struct cowsnap_rec {
 	struct cowsnap_rec __rcu *older;
-	struct list_head node;		/* in snap->recs */
+	/*
+	 * RCU readers follow only @older: a record leaves its snapshot's
+	 * list before it is freed, so the list node can hold the rcu_head
+	 * (56 bytes a record, not 72).
+	 */
+	union {
+		struct list_head node;	/* in snap->recs */
+		struct rcu_head rcu;
+	};
 	struct cowsnap_snap *snap;
 	struct page *page;
 	pgoff_t idx;
 	bool dup;			/* another entry here holds @page */
 	bool counted;			/* in snap->exclusive */
-	struct rcu_head rcu;
 };
 
 /*
