@@ -172,7 +172,7 @@ demo:
 # kernel's in KERNEL.console.log).  BENCH_SIZES (MiB, comma-separated,
 # default 64,256,1024), BENCH_PARTS (1-10, comma-separated) and BENCH_REPS
 # ("N" or "N,M" with M reps at 1 GiB and more; default 5,3) reach the guest
-# program as COWSNAP_BENCH_*.  The default run takes about 19 minutes of
+# program as COWSNAP_BENCH_*.  The default run takes about 12 minutes of
 # TCG per kernel (3 reps at 1 GiB keep it there: a rep of parts 1 and 6
 # costs over 2 minutes at that size); BENCH_TIMEOUT (seconds) kills a guest
 # that hangs.

@@ -356,9 +356,9 @@ section() {	# section PART TITLE DESCRIPTION
 		echo "6, part 5 at 1 GiB (15 reps below that), the baselines of parts 7 and 8,"
 		echo "and part 10 (at most 3).  At 1 GiB they run fewer times than at the"
 		echo "smaller sizes: one rep of parts 1 and 6 there costs over two minutes"
-		echo "of TCG, and the default run (about 19 minutes per kernel) must stay"
-		echo "within 25 (\`make bench BENCH_REPS=5,5\` runs 5 everywhere: about 25"
-		echo "minutes, at the limit).  Parts 3, 4, 7, 8 and 9 take medians over their"
+		echo "of TCG, and the default run (about 12 minutes per kernel) must stay"
+		echo "within 25 (\`make bench BENCH_REPS=5,5\` runs 5 everywhere, two more"
+		echo "reps of each at 1 GiB).  Parts 3, 4, 7, 8 and 9 take medians over their"
 		echo "own rounds (50-400 snapshots, 300 restores, 100 diffs, 300 reads)."
 		echo
 	fi
