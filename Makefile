@@ -168,11 +168,14 @@ demo:
 
 # Benchmarks (tests/bench_cowsnap.c) on every kernel of BENCH_KERNELS, one
 # guest at a time, then scripts/bench-report.sh writes docs/bench/results.md
-# and its plots.  Each run's log is kept in build/bench/KERNEL.log (and the
-# kernel's in KERNEL.console.log).  BENCH_SIZES (MiB, comma-separated,
-# default 64,256,1024), BENCH_PARTS (1-10, comma-separated) and BENCH_REPS
-# ("N" or "N,M" with M reps at 1 GiB and more; default 5,3) reach the guest
-# program as COWSNAP_BENCH_*.  The default run takes about 12 minutes of
+# and its plots, and rewrites the summary in README.md's Performance section.
+# Each run's log is kept in build/bench/KERNEL.log (and the kernel's in
+# KERNEL.console.log), copied to docs/bench/logs (unless BENCH_OUT is set) so
+# that `scripts/bench-report.sh docs/bench/logs/{6.1,6.12}.log` redoes the
+# report.  BENCH_SIZES (MiB, comma-separated, default 64,256,1024),
+# BENCH_PARTS (1-10, comma-separated) and BENCH_REPS ("N" or "N,M" with M
+# reps at 1 GiB and more; default 5,3) reach the guest program as
+# COWSNAP_BENCH_*.  The default run takes about 12 minutes of
 # TCG per kernel (3 reps at 1 GiB keep it there: a rep of parts 1 and 6
 # costs over 2 minutes at that size); BENCH_TIMEOUT (seconds) kills a guest
 # that hangs.
@@ -189,6 +192,8 @@ bench: guest-bin
 		$(LOCK) $(MAKE) -s bench-run KERNEL=$$k || st=1; \
 	done; \
 	bash scripts/bench-report.sh $(foreach k,$(BENCH_KERNELS),build/bench/$(k).log) || st=1; \
+	if [ -z "$$BENCH_OUT" ]; then mkdir -p docs/bench/logs; \
+		for k in $(BENCH_KERNELS); do cp build/bench/$$k.log build/bench/$$k.console.log docs/bench/logs/ || st=1; done; fi; \
 	exit $$st
 
 bench-run: bench-module
@@ -201,6 +206,7 @@ bench-run: bench-module
 	@echo "INFO module_src $$(cat build/$(KERNEL)/src/Kbuild build/$(KERNEL)/src/module/* \
 		build/$(KERNEL)/src/include/uapi/linux/cowsnap.h | sha1sum | cut -c1-12)" \
 		>> build/bench/$(KERNEL).log
+	@echo "INFO date $$(date -u '+%Y-%m-%d %H:%M UTC')" >> build/bench/$(KERNEL).log
 	@echo "INFO git $$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD -- module include Kbuild 2>/dev/null || echo +changes)" \
 		>> build/bench/$(KERNEL).log
 	@tr -d '\r' < build/$(KERNEL)/console.log > build/bench/$(KERNEL).console.log

@@ -5,7 +5,11 @@
 # Each log is a results log of one kernel (tests/bench_cowsnap.c output);
 # its kernel log, if kept as LOG's .console.log sibling, is checked for
 # reports.  The label of a run is the log's file name without .log.
-# BENCH_OUT (default docs/bench) is where the files go.
+# BENCH_OUT (default docs/bench) is where the files go.  With the default,
+# the summary between two markers in README.md's Performance section is
+# rewritten too; BENCH_README names another file for it (scripts/lint.sh
+# checks that README.md holds what docs/bench/logs give).  BENCH_PLOTS=0
+# skips the plots.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${BENCH_OUT:-$top/docs/bench}
@@ -42,8 +46,8 @@ info() {	# info LABEL KEY
 }
 
 # ---- the plots ----
-have_gnuplot=1
-if ! command -v gnuplot >/dev/null 2>&1; then
+have_gnuplot=${BENCH_PLOTS:-1}
+if [ "$have_gnuplot" = 1 ] && ! command -v gnuplot >/dev/null 2>&1; then
 	echo "bench-report: installing gnuplot-nox" >&2
 	{ apt-get -o DPkg::Lock::Timeout=900 install -y gnuplot-nox || { apt-get -o DPkg::Lock::Timeout=900 update && apt-get -o DPkg::Lock::Timeout=900 install -y gnuplot-nox; }; } \
 		>"$tmp/apt.log" 2>&1 || { cat "$tmp/apt.log" >&2; have_gnuplot=0; }
@@ -323,7 +327,7 @@ section() {	# section PART TITLE DESCRIPTION
 	echo "debug boot options).  Under TCG absolute times mean little: every cowsnap"
 	echo "number is judged by its ratio to a baseline measured in the same guest"
 	echo "boot.  Medians; \"spread_pct\" is the interquartile range in percent of the"
-	echo "median.  Raw logs: \`build/bench/KERNEL.log\`.  Module source: a hash of the"
+	echo "median.  Raw logs: \`docs/bench/logs/KERNEL.log\`.  Module source: a hash of the"
 	echo "module's sources as built for the run (runs with different hashes measured"
 	echo "different module code)."
 	echo
@@ -519,5 +523,115 @@ at most 3 reps; a diagnostic for target (1), no targets of its own."
 	done
 	[ "$any" = 1 ] || echo "None: every part finished and the kernel logs hold no reports."
 } > "$out/results.md"
+
+# ---- the README's summary ----
+
+# The targets beside the measured values at 256 MiB and 1 GiB, and part
+# 10's phase split, for the block of README.md between the two markers
+# below (written only when BENCH_OUT is the default, i.e. a real run).
+readme_block() {
+	local when=
+	for L in "${labels[@]}"; do
+		[[ "$(info "$L" date)" < "$when" ]] || when=$(info "$L" date)
+	done
+	echo "As last measured by \`make bench\` on ${when:-an unrecorded date} (sizes $(info "${labels[0]}" sizes_mib) MiB):"
+	for L in "${labels[@]}"; do
+		local reps rl rlmib
+		reps=$(info "$L" reps)
+		read -r rl rlmib <<< "$(info "$L" reps_large) x"
+		[ -z "$rl" ] || [ "$rl" = "$reps" ] || reps="$reps ($rl at ≥ $rlmib MiB)"
+		printf -- '%s with the module at git %s, reps %s, %s min of TCG;\n' "$L" "$(info "$L" git)" "$reps" \
+			"$(awk -v L="$L" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 } END { print int(s / 60 + 0.5) }' "$tmp/all")"
+	done
+	echo "full tables in [docs/bench/results.md](docs/bench/results.md)."
+	echo
+	awk -v order="${labels[*]}" '
+	$2 == "TARGET" { v[$1, $3, $5, $6] = $7; st[$1, $3, $5, $6] = $10 }
+	$2 == "DATA" && $3 == 10 { d[$1, $5, $6, $7] = $8; if ($5 + 0 > big[$1]) big[$1] = $5 + 0 }
+	function fmt(x) {
+		x += 0
+		if (x >= 100) return sprintf("%.0f", x)
+		if (x >= 10) return sprintf("%.1f", x)
+		if (x >= 0.1) return sprintf("%.2f", x)
+		return sprintf("%.2g", x)
+	}
+	# The range of the checks of run l, part p matching re, at size s
+	# (any size if empty), and "(miss)" if one missed.
+	function cell(l, p, re, s, unit,   k, a, x, lo, hi, n, miss, r) {
+		n = 0; miss = 0
+		for (k in v) {
+			split(k, a, SUBSEP)
+			if (a[1] != l || a[2] != p || (s != "" && a[3] != s) || a[4] !~ re) continue
+			if (st[k] != "PASS") miss = 1
+			x = v[k]
+			if (x ~ /nan/) continue
+			x += 0
+			if (!n || x < lo) lo = x
+			if (!n || x > hi) hi = x
+			n++
+		}
+		if (!n) return miss ? "not measured (miss)" : "—"
+		r = fmt(lo)
+		if (fmt(hi) != r) r = r "–" fmt(hi)
+		return r unit (miss ? " (miss)" : "")
+	}
+	function two(l, p, re, unit) { return cell(l, p, re, 256, unit) " / " cell(l, p, re, 1024, unit) }
+	function row(what, p, re, unit, both,   i, line) {
+		line = "| " what " |"
+		for (i = 1; i <= nl; i++)
+			line = line " " (both ? two(lab[i], p, re, unit) : cell(lab[i], p, re, "", unit)) " |"
+		print line
+	}
+	END {
+		nl = split(order, lab, " ")
+		h = "| target |"; sep = "|---|"
+		for (i = 1; i <= nl; i++) { h = h " " lab[i] " (256 MiB / 1 GiB) |"; sep = sep "---|" }
+		print h; print sep
+		row("first snapshot of a mapped, written region ≤ 1.5× `UFFDIO_WRITEPROTECT`", 2, "^snap/uffdwp$", "×", 1)
+		row("... and ≥ 2× faster than `fork()` 4K (fork / snapshot)", 2, "^fork4k/snap$", "×", 1)
+		row("snapshot after 64 changed pages ≤ 0.2× the first (256 MiB)", 3, "k=64_snap/first$", "×", 0)
+		row("slab per resident page, 64 changes, ≤ 0.25 byte (256 MiB)", 3, "k=64_slab_B/page$", " B", 0)
+		row("4096 snapshots of 1 GiB, one page changed each: slab ≤ 64 MiB", 4, "^slab_growth_MiB$", " MiB", 0)
+		row("... of which records (`meta_bytes`)", 4, "^meta_growth_MiB$", " MiB", 0)
+		row("read pass right after a snapshot ≤ 1.05× before", 5, "^after/before$", "×", 1)
+		row("first write ≤ 1.25× anonymous CoW after `fork()`", 6, "^cowsnap/fork$", "×", 1)
+		row("userfaultfd-WP first write ≥ 5× cowsnap'\''s", 6, "^uffd/cowsnap$", "×", 1)
+		row("restore of 16 pages ≤ 1.25× a 4 MiB region'\''s", 7, "^restore_", "×", 1)
+		row("diff, 64 changed pages, ≤ 1.25× a 4 MiB region'\''s (all sizes)", 8, "^diff_", "×", 0)
+		row("`/proc/cowsnap`, `SNAP_LIST` ≤ 1.25× a 4 MiB region'\''s (all sizes)", 9, "^(proc|snap_list)_", "×", 0)
+		print ""
+		print "Where the first snapshot'\''s time goes (part 10, ftrace function_graph, at the"
+		print "largest size), in units of one `UFFDIO_WRITEPROTECT` PTE walk of the same range:"
+		print ""
+		print "| kernel | MiB | whole call | walk 1 (clean) | walk 2 (write-protect) | walk 3 (clean) | xarray before the walks | pin check and marks | `fork()` 4K copy_page_range |"
+		print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for (i = 1; i <= nl; i++) {
+			l = lab[i]; s = big[l]
+			if (!s) continue
+			line = "| " l " | " s " |"
+			n = split("cowsnap:wall cowsnap:walk1_clean cowsnap:walk2_wp cowsnap:walk3_clean cowsnap:xa_drain cowsnap:xa_pin_marks fork4k:copy_page_range", c, " ")
+			for (j = 1; j <= n; j++) {
+				x = d[l, s, c[j], "vs_uffd_walk"]
+				line = line " " (x == "" || x ~ /nan/ ? "—" : fmt(x)) " |"
+			}
+			print line
+		}
+	}' "$tmp/all"
+}
+
+readme=${BENCH_README-}
+[ -n "${BENCH_OUT:-}" ] || readme=${BENCH_README-$top/README.md}
+begin='<!-- bench summary: written by scripts/bench-report.sh, do not edit -->'
+end='<!-- end of bench summary -->'
+if [ -n "$readme" ] && grep -qxF "$begin" "$readme" && grep -qxF "$end" "$readme"; then
+	readme_block > "$tmp/block"
+	awk -v b="$begin" -v e="$end" -v f="$tmp/block" '
+		$0 == e { skip = 0 }
+		!skip { print }
+		$0 == b { while ((getline x < f) > 0) print x; skip = 1 }
+	' "$readme" > "$tmp/readme"
+	cat "$tmp/readme" > "$readme"
+	echo "bench-report: rewrote the bench summary in $readme" >&2
+fi
 
 echo "bench-report: wrote $out/results.md$([ "$plots" = 1 ] && echo ", snapshot-time.png, slab-per-snapshot.png")" >&2

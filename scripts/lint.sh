@@ -35,6 +35,22 @@ else
 	echo "PASS lint.checkpatch"
 fi
 
+# README.md's bench summary is what scripts/bench-report.sh makes of the
+# logs in docs/bench/logs: a hand edit or a summary left stale fails.
+if ls docs/bench/logs/*.log >/dev/null 2>&1; then
+	t=$(mktemp -d)
+	cp README.md "$t/README.md"
+	if BENCH_OUT=$t BENCH_PLOTS=0 BENCH_README=$t/README.md bash scripts/bench-report.sh \
+		$(ls docs/bench/logs/*.log | grep -v '\.console\.log$' | sort -V) 2>"$t/err" &&
+		grep -q 'rewrote the bench summary' "$t/err" && cmp -s README.md "$t/README.md"; then
+		echo "PASS lint.bench-summary"
+	else
+		echo "FAIL lint.bench-summary (run make bench, or scripts/bench-report.sh docs/bench/logs/*.log)"
+		{ cat "$t/err"; diff README.md "$t/README.md"; } | sed 's/^/    /'; rc=1
+	fi
+	rm -rf "$t"
+fi
+
 while read -r short abi _ _ kdir; do
 	[ "$short" = dbg ] && continue	# no Module.symvers: modpost warns
 	d=build/lint-$short
