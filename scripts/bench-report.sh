@@ -347,7 +347,7 @@ section() {	# section PART TITLE DESCRIPTION
 		mem=$(info "$L" mem_total_kib)
 		secs=$(awk -v L="$L" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 } END { print s + 0 }' "$tmp/all")
 		reps=$(info "$L" reps)
-		read -r rl rlmib <<< "$(info "$L" reps_large) x"
+		read -r rl rlmib _ <<< "$(info "$L" reps_large) x"
 		# Fewer reps at 1 GiB keep a run within ~25 minutes of TCG.
 		[ -z "$rl" ] || [ "$rl" = "$reps" ] || reps="$reps ($rl at ≥ $rlmib MiB)"
 		src=$(info "$L" module_src)
@@ -538,10 +538,10 @@ readme_block() {
 	for L in "${labels[@]}"; do
 		local reps rl rlmib
 		reps=$(info "$L" reps)
-		read -r rl rlmib <<< "$(info "$L" reps_large) x"
+		read -r rl rlmib _ <<< "$(info "$L" reps_large) x"
 		[ -z "$rl" ] || [ "$rl" = "$reps" ] || reps="$reps ($rl at ≥ $rlmib MiB)"
 		printf -- '%s with the module at git %s, reps %s, %s min of TCG;\n' "$L" "$(info "$L" git)" "$reps" \
-			"$(awk -v L="$L" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 } END { print int(s / 60 + 0.5) }' "$tmp/all")"
+			"$(awk -v L="$L" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 } END { print int(s / 60) }' "$tmp/all")"
 	done
 	echo "full tables in [docs/bench/results.md](docs/bench/results.md)."
 	echo
