@@ -45,6 +45,22 @@ info() {	# info LABEL KEY
 		$1 = $2 = $3 = ""; sub(/^ +/, ""); v = $0 } END { print v }' "$tmp/all"
 }
 
+# The reps of run LABEL as shown: "5", or "5 (3 at ≥ 1024 MiB)" when
+# fewer ran at the large sizes (which keeps a run within ~25 minutes of TCG).
+run_reps() {	# run_reps LABEL
+	local reps rl rlmib
+	reps=$(info "$1" reps)
+	read -r rl rlmib _ <<< "$(info "$1" reps_large) x"
+	[ -z "$rl" ] || [ "$rl" = "$reps" ] || reps="$reps ($rl at ≥ $rlmib MiB)"
+	echo "$reps"
+}
+
+# Whole minutes of TCG that run LABEL's parts took.
+run_minutes() {	# run_minutes LABEL
+	awk -v L="$1" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 }
+		END { print int(s / 60) }' "$tmp/all"
+}
+
 # ---- the plots ----
 have_gnuplot=${BENCH_PLOTS:-1}
 if [ "$have_gnuplot" = 1 ] && ! command -v gnuplot >/dev/null 2>&1; then
@@ -345,14 +361,9 @@ section() {	# section PART TITLE DESCRIPTION
 			klog="not kept"
 		fi
 		mem=$(info "$L" mem_total_kib)
-		secs=$(awk -v L="$L" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 } END { print s + 0 }' "$tmp/all")
-		reps=$(info "$L" reps)
-		read -r rl rlmib _ <<< "$(info "$L" reps_large) x"
-		# Fewer reps at 1 GiB keep a run within ~25 minutes of TCG.
-		[ -z "$rl" ] || [ "$rl" = "$reps" ] || reps="$reps ($rl at ≥ $rlmib MiB)"
 		src=$(info "$L" module_src)
 		[ -z "$src" ] || src="$src (git $(info "$L" git))"
-		echo "| $L | $(info "$L" kernel) | ${src:-unknown} | $(( ${mem:-0} / 1024 )) MiB | $(info "$L" cpus) | $(info "$L" thp_enabled) (defrag $(info "$L" thp_defrag)) | $(info "$L" clocksource) | $(info "$L" sizes_mib) | $reps | $complete | $klog | $(( secs / 60 )) min |"
+		echo "| $L | $(info "$L" kernel) | ${src:-unknown} | $(( ${mem:-0} / 1024 )) MiB | $(info "$L" cpus) | $(info "$L" thp_enabled) (defrag $(info "$L" thp_defrag)) | $(info "$L" clocksource) | $(info "$L" sizes_mib) | $(run_reps "$L") | $complete | $klog | $(run_minutes "$L") min |"
 	done
 	echo
 	if grep -q '^[^ ]* INFO reps_large ' "$tmp/all"; then
@@ -530,18 +541,15 @@ at most 3 reps; a diagnostic for target (1), no targets of its own."
 # 10's phase split, for the block of README.md between the two markers
 # below (written only when BENCH_OUT is the default, i.e. a real run).
 readme_block() {
-	local when=
+	local when= d
 	for L in "${labels[@]}"; do
-		[[ "$(info "$L" date)" < "$when" ]] || when=$(info "$L" date)
+		d=$(info "$L" date)
+		[[ "$d" < "$when" ]] || when=$d
 	done
 	echo "As last measured by \`make bench\` on ${when:-an unrecorded date} (sizes $(info "${labels[0]}" sizes_mib) MiB):"
 	for L in "${labels[@]}"; do
-		local reps rl rlmib
-		reps=$(info "$L" reps)
-		read -r rl rlmib _ <<< "$(info "$L" reps_large) x"
-		[ -z "$rl" ] || [ "$rl" = "$reps" ] || reps="$reps ($rl at ≥ $rlmib MiB)"
-		printf -- '%s with the module at git %s, reps %s, %s min of TCG;\n' "$L" "$(info "$L" git)" "$reps" \
-			"$(awk -v L="$L" '$1 == L && $2 == "INFO" && $3 ~ /^part[0-9]+_seconds$/ { s += $4 } END { print int(s / 60) }' "$tmp/all")"
+		printf -- '%s with the module at git %s, reps %s, %s min of TCG;\n' "$L" "$(info "$L" git)" \
+			"$(run_reps "$L")" "$(run_minutes "$L")"
 	done
 	echo "full tables in [docs/bench/results.md](docs/bench/results.md)."
 	echo
